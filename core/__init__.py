@@ -1,0 +1,1 @@
+"""socialcrm core: model, hookspecs, plugin manager, config, store, pipeline, delivery."""

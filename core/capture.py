@@ -1,0 +1,60 @@
+"""Capture: keep each mention once, fold reposts into their original, and drop the brand's own posts.
+
+This stage is a plain function over a batch, so it runs the same in-process and as a task.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .brand import Brand
+from .model import Mention
+
+
+@dataclass
+class Captured:
+    """What capture made of a page."""
+
+    new: list[Mention] = field(default_factory=list)        # mentions to store (raw kept)
+    to_learn: list[Mention] = field(default_factory=list)   # one per piece of content not seen before
+    reposts: Counter = field(default_factory=Counter)       # record id -> reposts to add to its reach
+    duplicates: int = 0                                      # mentions already stored, or twice in the page
+    own_posts: int = 0                                       # posted by the brand's own accounts
+    empty: int = 0                                           # nothing to read
+
+
+def capture(mentions: Sequence[Mention], seen_mentions: set[str], seen_records: set[str],
+            brand: Brand) -> Captured:
+    """Sort a page into new mentions, content to learn from, repost counts and drops.
+
+    A repost never makes a record of its own: it adds to the reach of its original's record. A repost
+    whose original has not been seen yet carries the content once, under the original's id, so the
+    original arriving later is recognised as the same content.
+    """
+    out = Captured()
+    own_handles = {h.lstrip("@").lower() for h in brand.handles}
+    in_page: set[str] = set()
+    learned: set[str] = set()
+    for mention in mentions:
+        if mention.id in seen_mentions or mention.id in in_page:
+            out.duplicates += 1
+            continue
+        in_page.add(mention.id)
+        out.new.append(mention)
+        if mention.author.handle and mention.author.handle.lstrip("@").lower() in own_handles:
+            out.own_posts += 1
+            continue
+        if not mention.text.strip():
+            out.empty += 1
+            continue
+        key = mention.canonical_id
+        if key in seen_records or key in learned:
+            if mention.repost_of:
+                out.reposts[key] += 1
+            else:
+                out.duplicates += 1
+            continue
+        learned.add(key)
+        out.to_learn.append(mention)
+    return out

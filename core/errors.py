@@ -1,0 +1,44 @@
+"""The exception families of socialcrm, named for what the caller does next.
+
+- ``ConfigError``: the configuration is wrong; refuse to start and tell the user where.
+- ``PluginError``: a plugin could not be loaded or broke its contract.
+- ``RetriableError``: a transient failure (5xx, timeout, rate limit); try again later.
+- ``FatalError``: a failure that retrying will not cure (bad request, rejected payload).
+- ``AuthError``: credentials are missing, wrong or lack a permission; a config problem
+  that stops one plugin without stopping the others.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class SocialCRMError(Exception):
+    """Base class of every error socialcrm raises on purpose."""
+
+
+class ConfigError(SocialCRMError):
+    """The configuration is invalid. ``problems`` lists every problem, each naming where it is."""
+
+    def __init__(self, problems: Iterable[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+
+
+class PluginError(SocialCRMError):
+    """A plugin could not be loaded, registered a clashing name, or broke its contract."""
+
+
+class RetriableError(SocialCRMError):
+    """A transient failure; ``retry_after`` (seconds) is set when the server said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(SocialCRMError):
+    """A failure that retrying will not cure."""
+
+
+class AuthError(FatalError):
+    """Credentials are missing, wrong, expired or lack a permission."""

@@ -1,0 +1,204 @@
+"""The content library: terms that mark each type of mention, per language.
+
+The practice comes from Symantec's social team, who tagged mentions as Case, Query, Rant, Rave, Lead
+and RFE with libraries of terms ("anyone know" marks a Query, "doesn't work" a Case, "annoyed" a Rant,
+"thanks" a Rave). Customers add or replace terms in ``[learning.terms]``.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+# kind -> language -> terms. "fraud" is not a type: it flags a case for the fraud rule.
+DEFAULT_TERMS: dict[str, dict[str, list[str]]] = {
+    "case": {
+        "en": ["doesn't work", "not working", "stopped working", "won't work", "isn't working", "broken",
+               "outage", "is down", "down again", "went down", "no internet", "no signal", "no service",
+               "can't connect", "cannot connect", "won't connect", "keeps dropping", "dropping out",
+               "disconnecting", "error", "error code", "troubleshoot", "fix this", "please fix", "help me",
+               "need help", "still waiting", "been waiting", "overcharged", "charged twice", "double charged",
+               "wrong bill", "billing error", "refund", "cancel my", "can't log in", "cannot log in",
+               "locked out", "not activated", "won't activate", "hasn't arrived", "never arrived",
+               "no one showed up", "engineer", "technician", "ticket", "case number", "dm'd", "dmed",
+               "slow speeds", "speeds are", "buffering", "faulty", "crashes", "crashing", "not loading",
+               "support", "sort this out", "days without", "hours without"],
+        "es": ["no funciona", "sin internet", "sin servicio", "sin señal", "no puedo", "avería", "caído",
+               "error", "ayuda", "factura", "reembolso", "cobro"],
+        "fr": ["ne fonctionne pas", "ne marche pas", "en panne", "panne", "pas de connexion", "plus d'internet",
+               "aidez-moi", "facture", "remboursement", "erreur", "coupure"],
+        "de": ["funktioniert nicht", "geht nicht", "kein internet", "störung", "ausfall", "hilfe", "rechnung",
+               "fehler", "erstattung", "keine verbindung"],
+        "pt": ["não funciona", "sem internet", "sem sinal", "sem serviço", "ajuda", "fatura", "reembolso",
+               "erro", "caiu"],
+        "it": ["non funziona", "senza internet", "guasto", "aiuto", "fattura", "rimborso", "errore"],
+        "nl": ["werkt niet", "storing", "geen internet", "geen verbinding", "help", "factuur", "terugbetaling"],
+    },
+    "query": {
+        "en": ["anyone know", "anyone knows", "does anyone", "anybody know", "advice", "how do i", "how do you",
+               "how can i", "how to", "is it possible", "can i", "can you", "does it", "do you", "is there",
+               "what is the", "what's the", "which", "wondering", "question", "quick question", "any idea",
+               "any tips", "recommendations", "should i", "will it", "does brightwave"],
+        "es": ["alguien sabe", "cómo puedo", "pregunta", "consejo", "es posible", "se puede"],
+        "fr": ["quelqu'un sait", "comment faire", "question", "conseil", "est-ce que", "est-il possible"],
+        "de": ["weiß jemand", "wie kann ich", "frage", "ist es möglich", "kann man"],
+        "pt": ["alguém sabe", "como faço", "pergunta", "dúvida", "é possível"],
+        "it": ["qualcuno sa", "come posso", "domanda", "è possibile"],
+        "nl": ["weet iemand", "hoe kan ik", "vraag", "is het mogelijk"],
+    },
+    "rant": {
+        "en": ["angry", "annoyed", "annoying", "furious", "fuming", "livid", "disgusted", "disgraceful",
+               "disgrace", "worst", "terrible", "awful", "horrible", "useless", "pathetic", "joke", "ridiculous",
+               "rip off", "ripoff", "scammers", "hate", "sick of", "fed up", "never again", "avoid",
+               "shame on", "shambles", "clowns", "garbage", "trash", "rubbish", "incompetent", "unacceptable",
+               "#fail", "wtf", "switching to", "leaving", "done with", "do better",
+               # sarcasm cues: praise words that a lexicon reads as positive
+               "love that for me", "thanks for nothing", "just great", "yet again", "as usual", "cheers for nothing",
+               "oh great", "wonderful service", "10/10 would not"],
+        "es": ["pésimo", "horrible", "vergüenza", "harto", "harta", "estafa", "lo peor", "nunca más", "odio"],
+        "fr": ["nul", "honteux", "lamentable", "marre", "la pire", "le pire", "arnaque", "scandaleux"],
+        "de": ["katastrophe", "unverschämt", "frechheit", "schlechteste", "nie wieder", "abzocke", "miserabel"],
+        "pt": ["péssimo", "vergonha", "horrível", "lixo", "nunca mais", "palhaçada"],
+        "it": ["pessimo", "vergogna", "schifo", "mai più", "ridicolo"],
+        "nl": ["belachelijk", "waardeloos", "schandalig", "nooit meer"],
+    },
+    "rave": {
+        "en": ["thanks", "thank you", "thx", "ty", "love", "loving", "awesome", "amazing", "great job",
+               "brilliant", "excellent", "fantastic", "best", "kudos", "shout out", "shoutout", "impressed",
+               "well done", "superb", "legend", "legends", "recommend brightwave", "highly recommend",
+               "so fast", "blazing", "flawless", "appreciate", "grateful", "props", "happy with", "10/10"],
+        "es": ["gracias", "genial", "excelente", "encanta", "increíble", "recomiendo"],
+        "fr": ["merci", "génial", "excellent", "top", "bravo", "super", "je recommande"],
+        "de": ["danke", "super", "toll", "klasse", "hervorragend", "empfehlen"],
+        "pt": ["obrigado", "obrigada", "ótimo", "excelente", "adoro", "recomendo"],
+        "it": ["grazie", "ottimo", "fantastico", "consiglio"],
+        "nl": ["bedankt", "dank je", "top", "geweldig", "aanrader"],
+    },
+    "lead": {
+        "en": ["looking for", "thinking of switching", "thinking about switching", "considering", "switch to",
+               "sign up", "signing up", "how much", "price", "pricing", "deal", "deals", "quote", "available in",
+               "availability", "moving to", "moving house", "new flat", "new house", "need a new",
+               "recommend a", "any recommendations", "best provider", "which provider", "worth it", "contract",
+               "upgrade", "business plan", "family plan", "sim only", "get fibre", "get fiber"],
+        "es": ["cuánto cuesta", "precio", "contratar", "me cambio", "busco", "tarifa", "oferta"],
+        "fr": ["combien", "prix", "souscrire", "abonnement", "je cherche", "offre", "changer d'opérateur"],
+        "de": ["wie viel", "preis", "vertrag", "abschließen", "suche", "angebot", "wechseln"],
+        "pt": ["quanto custa", "preço", "contratar", "procuro", "plano", "oferta"],
+        "it": ["quanto costa", "prezzo", "abbonamento", "cerco", "offerta"],
+        "nl": ["hoeveel kost", "prijs", "abonnement", "overstappen", "aanbieding"],
+    },
+    "rfe": {
+        "en": ["wish", "please add", "would be nice", "would be great", "would love", "feature request",
+               "should add", "should have", "should let", "could you add", "can you add", "add an option",
+               "add support for", "bring back", "dark mode", "i'd love", "suggestion", "idea:", "why can't i",
+               "why can't the", "needs a", "needs an", "missing feature", "let us", "option to"],
+        "es": ["ojalá", "deberían añadir", "sería genial", "sugerencia", "podrían añadir"],
+        "fr": ["j'aimerais", "ce serait bien", "suggestion", "pourriez-vous ajouter", "il faudrait"],
+        "de": ["wäre schön", "wünsche mir", "vorschlag", "bitte fügt", "sollte"],
+        "pt": ["seria bom", "deveriam adicionar", "sugestão", "gostaria que"],
+        "it": ["sarebbe bello", "suggerimento", "dovreste aggiungere"],
+        "nl": ["zou fijn zijn", "suggestie", "graag een optie"],
+    },
+    "spam": {
+        "en": ["giveaway", "click here", "click the link", "free followers", "buy followers", "dm for promo",
+               "dm me for", "promo code", "airdrop", "crypto", "bitcoin", "forex", "earn $", "make money",
+               "work from home", "limited offer", "free iphone", "win a free", "claim your", "claim now",
+               "100% free", "onlyfans", "followback", "follow back", "f4f", "cheap followers", "casino",
+               "betting tips", "guaranteed profit"],
+        "es": ["gana dinero", "sorteo", "haz clic"],
+        "fr": ["gagnez", "cliquez ici", "concours gratuit"],
+        "de": ["gewinnspiel", "hier klicken", "geld verdienen"],
+        "pt": ["ganhe dinheiro", "clique aqui", "sorteio"],
+    },
+    "news": {
+        "en": ["announces", "announced", "announcement", "press release", "reports", "reported", "according to",
+               "breaking", "acquires", "acquisition", "merger", "quarterly", "q1", "q2", "q3", "q4", "earnings",
+               "revenue", "shares", "stock", "ceo", "investors", "regulator", "ofcom", "fcc", "launches",
+               "unveils", "rolls out", "expands", "partnership", "subscribers", "analysts", "fined",
+               "headline", "report:", "via @"],
+        "es": ["anuncia", "según", "informa", "resultados", "adquiere"],
+        "fr": ["annonce", "selon", "résultats", "rachète", "communiqué"],
+        "de": ["kündigt an", "laut", "quartal", "übernimmt", "meldet"],
+        "pt": ["anuncia", "segundo", "resultados", "adquire"],
+        "it": ["annuncia", "secondo", "risultati", "acquisisce"],
+        "nl": ["kondigt aan", "volgens", "resultaten", "neemt over"],
+    },
+    "fraud": {
+        "en": ["scam", "scammed", "phishing", "fraud", "fraudulent", "unauthorized charge", "unauthorised charge",
+               "charges i didn't make", "didn't authorize", "didn't authorise", "stolen", "identity theft",
+               "hacked", "account takeover", "sim swap", "sim-swap", "ported my number", "fake text",
+               "fake email", "fake website", "impersonating", "pretending to be"],
+        "es": ["estafa", "fraude", "suplantación", "me robaron", "hackeado"],
+        "fr": ["arnaque", "fraude", "hameçonnage", "piraté", "usurpation"],
+        "de": ["betrug", "phishing", "gehackt", "betrüger"],
+        "pt": ["golpe", "fraude", "clonaram", "hackeado"],
+        "it": ["truffa", "frode", "hackerato"],
+        "nl": ["oplichting", "fraude", "gehackt"],
+    },
+}
+
+
+def merge_terms(custom: dict[str, dict[str, list[str]]], use_defaults: bool = True) -> dict[str, dict[str, list[str]]]:
+    """The defaults (unless turned off) with the customer's terms added, kind by kind and language by language."""
+    merged: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    if use_defaults:
+        for kind, by_lang in DEFAULT_TERMS.items():
+            for lang, terms in by_lang.items():
+                merged[kind][lang] = list(terms)
+    for kind, by_lang in custom.items():
+        for lang, terms in by_lang.items():
+            merged[kind].setdefault(lang, [])
+            merged[kind][lang].extend(t for t in terms if t not in merged[kind][lang])
+    return dict(merged)
+
+
+def normalise(text: str) -> str:
+    """Lower-case and straighten curly apostrophes, the form terms are matched in."""
+    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def _pattern(term: str) -> str:
+    escaped = re.escape(normalise(term).strip())
+    # "doesn't" also matches "doesnt"; any run of spaces matches the one in a term.
+    return escaped.replace("'", "'?").replace(r"\ ", r"\s+")
+
+
+class TermMatcher:
+    """Finds content-library terms in text, per language, with one compiled pattern per language."""
+
+    def __init__(self, terms: dict[str, dict[str, list[str]]]):
+        by_lang: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for kind, per_lang in terms.items():
+            for lang, words in per_lang.items():
+                for word in words:
+                    by_lang[lang][normalise(word).strip()].add(kind)
+        self.languages = frozenset(by_lang)
+        self._kinds: dict[str, dict[str, frozenset[str]]] = {}
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        for lang, term_kinds in by_lang.items():
+            ordered = sorted(term_kinds, key=len, reverse=True)  # longest first: "not working" beats "working"
+            self._patterns[lang] = re.compile(r"(?<!\w)(?:" + "|".join(_pattern(t) for t in ordered) + r")(?!\w)")
+            self._kinds[lang] = {t: frozenset(k) for t, k in term_kinds.items()}
+            # Matched text may differ from the term ("doesnt"); keep a squashed lookup too.
+            self._kinds[lang].update({_squash(t): frozenset(k) for t, k in term_kinds.items()})
+
+    def match(self, text: str, lang: str | None) -> dict[str, list[str]]:
+        """kind -> the terms found, in English and in the text's own language."""
+        found: dict[str, list[str]] = {}
+        lowered = normalise(text)
+        langs = ("en",) if not lang or lang == "en" or lang not in self._patterns else ("en", lang)
+        for code in langs:
+            pattern = self._patterns.get(code)
+            if pattern is None:
+                continue
+            kinds = self._kinds[code]
+            for hit in pattern.findall(lowered):
+                key = hit if hit in kinds else _squash(hit)
+                for kind in kinds.get(key, ()):
+                    terms = found.setdefault(kind, [])
+                    if key not in terms:
+                        terms.append(key)
+        return found
+
+
+def _squash(term: str) -> str:
+    return " ".join(term.replace("'", "").split())

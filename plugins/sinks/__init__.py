@@ -1,0 +1,1 @@
+"""Built-in sinks: each module is one plugin, registered through an entry point."""

@@ -1,0 +1,46 @@
+"""console sink: one readable line per record on standard output, for trying routes out.
+
+    [sinks.screen]
+    plugin = "console"
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from marshmallow import RAISE, Schema, fields
+
+from socialcrm import Delivery, Record, Sink, hookimpl
+
+
+class ConsoleSinkConfig(Schema):
+    """``reasons``: also print why the record was typed and routed (default off)."""
+
+    class Meta:
+        unknown = RAISE
+
+    reasons = fields.Boolean(load_default=False)
+
+
+class ConsoleSink(Sink):
+    """Prints records; a terminal is not a system of record, so the external id is the record id."""
+
+    name = "console"
+    ConfigSchema = ConsoleSinkConfig
+    max_batch = 100
+
+    def send(self, records: Sequence[Record]) -> list[Delivery]:
+        for r in records:
+            text = " ".join(r.content.split())
+            sys.stdout.write(f"[{r.priority}] {r.type:<5} {r.sentiment.label:<8} {r.network}/@{r.author.handle} "
+                             f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}\n")
+            if self.config["reasons"]:
+                for reason in r.reasons:
+                    sys.stdout.write(f"      - {reason}\n")
+        sys.stdout.flush()
+        return [Delivery.delivered(r.id, external_id=r.id) for r in records]
+
+
+@hookimpl
+def register_sinks(register):
+    register(ConsoleSink)

@@ -1,0 +1,77 @@
+"""jsonl sink: appends each record as one JSON line; a record already in the file is not written again.
+
+    [sinks.archive]
+    plugin = "jsonl"
+    path = "out/records.jsonl"
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from socialcrm import Delivery, Record, Sink, hookimpl
+
+
+class JsonlSinkConfig(Schema):
+    """``path`` of the file (relative to the config file); ``fsync`` each batch to disk (default on)."""
+
+    class Meta:
+        unknown = RAISE
+
+    path = fields.String(required=True, validate=validate.Length(min=1))
+    fsync = fields.Boolean(load_default=True)
+
+
+class JsonlSink(Sink):
+    """Writes records to a JSON Lines file, idempotently by record id."""
+
+    name = "jsonl"
+    ConfigSchema = JsonlSinkConfig
+    max_batch = 500
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        self.path = os.path.join(context.base_dir, os.path.expanduser(config["path"]))
+        self._written: set[str] | None = None
+
+    def _ids_in_file(self) -> set[str]:
+        # Read once: after a crash the outbox re-sends what it had in flight, and those must not repeat.
+        ids: set[str] = set()
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as handle:
+                for line in handle:
+                    if line.endswith(b"\n"):
+                        ids.add(json.loads(line)["id"])
+        return ids
+
+    def check(self) -> str:
+        folder = os.path.dirname(self.path) or "."
+        if not os.access(folder if os.path.isdir(folder) else os.path.dirname(folder) or ".", os.W_OK):
+            raise PermissionError(f"cannot write to {folder}")
+        return f"records go to {self.path}"
+
+    def send(self, records: Sequence[Record]) -> list[Delivery]:
+        if self._written is None:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._written = self._ids_in_file()
+        out, lines = [], []
+        for record in records:
+            if record.id not in self._written:
+                lines.append(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                self._written.add(record.id)
+            out.append(Delivery.delivered(record.id, external_id=record.id))
+        if lines:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+                handle.flush()
+                if self.config["fsync"]:
+                    os.fsync(handle.fileno())
+        return out
+
+
+@hookimpl
+def register_sinks(register):
+    register(JsonlSink)

@@ -1,0 +1,42 @@
+from socialcrm.core.brand import Brand
+from socialcrm.core.capture import capture
+from socialcrm.core.model import mention_from_json
+
+BRAND = Brand("Brightwave", handles=["@Brightwave", "@BrightwaveHelp"])
+
+
+def mentions(*items):
+    return [mention_from_json(i) for i in items]
+
+
+def test_duplicates_in_the_page_and_in_the_store_are_dropped(mention_json):
+    page = mentions(mention_json("1", "a"), mention_json("1", "a"), mention_json("2", "b"))
+    out = capture(page, seen_mentions={"x:2"}, seen_records={"x:2"}, brand=BRAND)
+    assert [m.id for m in out.new] == ["x:1"]
+    assert [m.id for m in out.to_learn] == ["x:1"]
+    assert out.duplicates == 2
+
+
+def test_reposts_of_a_seen_mention_count_toward_its_reach(mention_json):
+    page = mentions(mention_json("1", "outage!"),
+                    mention_json("2", "RT @user1: outage!", repost_of="x:1"),
+                    mention_json("3", "RT @user9: old", repost_of="x:9"),
+                    mention_json("4", "RT @user9: old", repost_of="x:9"))
+    out = capture(page, seen_mentions={"x:9"}, seen_records={"x:9"}, brand=BRAND)
+    assert [m.id for m in out.to_learn] == ["x:1"]
+    assert dict(out.reposts) == {"x:1": 1, "x:9": 2}
+    assert len(out.new) == 4  # every mention is kept for audit, raw payload included
+
+
+def test_a_repost_of_an_unseen_original_carries_it_once(mention_json):
+    page = mentions(mention_json("5", "RT @a: wifi down", repost_of="x:4"),
+                    mention_json("4", "wifi down"))
+    out = capture(page, set(), set(), BRAND)
+    assert [m.canonical_id for m in out.to_learn] == ["x:4"]
+    assert out.duplicates == 1  # the original, arriving later, is the same content
+
+
+def test_the_brands_own_posts_and_empty_posts_are_not_learned(mention_json):
+    own = mention_json("1", "We're on it!", author={"handle": "BrightwaveHelp"})
+    out = capture(mentions(own, mention_json("2", "   ")), set(), set(), BRAND)
+    assert out.to_learn == [] and out.own_posts == 1 and out.empty == 1

@@ -1,0 +1,133 @@
+import pytest
+from click.testing import CliRunner
+
+from socialcrm.core.cli import main
+from socialcrm.core.config import load_config
+from socialcrm.core.errors import ConfigError
+
+
+def problems(write_config, plugins, text):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(text), plugins)
+    return str(info.value)
+
+
+def test_base_config_loads(config):
+    assert config.brand.name == "Brightwave"
+    assert [s.instance for s in config.sources] == ["file"]
+    assert [s.plugin for s in config.sinks] == ["jsonl", "jsonl"]
+    assert config.sinks[0].max_batch == 500  # the plugin's own limit when the block sets none
+    assert config.routes[0].when == {"type": ["case", "query", "rant"]}
+    assert config.store_url.endswith("/socialcrm.db") and config.store_url.startswith("sqlite:////")
+
+
+def test_unknown_key_in_a_plugin_block_names_file_block_and_field(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    path = "x.jsonl"
+    fsnyc = true
+    """
+    assert "socialcrm.toml [sinks.desk] fsnyc: unknown field (a typo?)" in problems(write_config, plugins, text)
+
+
+def test_every_problem_is_reported_at_once(write_config, plugins):
+    text = """
+    [brand]
+    handles = "not a list"
+    [store]
+    url = "nonsense"
+    [sources.feed]
+    plugin = "nosuch"
+    [sinks.desk]
+    plugin = "jsonl"
+    max_batch = 0
+    [[routes]]
+    name = "r"
+    when = { type = ["case", "complaint"] }
+    sinks = ["desk", "crm"]
+    """
+    message = problems(write_config, plugins, text)
+    assert "[brand] name: Missing data for required field." in message
+    assert "[brand] handles: Not a valid list." in message
+    assert "[store] url: not a database URL" in message
+    assert "[sources.feed] plugin: no source plugin named 'nosuch' (installed: jsonl)" in message
+    assert "[sinks.desk] max_batch: Must be greater than or equal to 1." in message
+    assert "[routes.r] when.type.1: Must be one of" in message
+    assert "[routes.r] sinks: no sink named 'crm'" in message
+
+
+def test_plugin_schema_errors_name_the_field(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sources.feed]
+    plugin = "jsonl"
+    page_size = "many"
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sources.feed] path: Missing data for required field." in message
+    assert "[sources.feed] page_size: Not a valid integer." in message
+
+
+def test_env_vars_fill_values_and_are_remembered_as_secrets(write_config, plugins, monkeypatch):
+    monkeypatch.setenv("DESK_PATH", "secret-desk.jsonl")
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    path = "${DESK_PATH}"
+    [sinks.other]
+    plugin = "jsonl"
+    path = "${UNSET_PATH:-fallback.jsonl}"
+    """
+    config = load_config(write_config(text), plugins)
+    assert config.sinks[0].options["path"] == "secret-desk.jsonl"
+    assert config.sinks[1].options["path"] == "fallback.jsonl"
+    assert "secret-desk.jsonl" in config.secrets
+
+
+def test_missing_env_var_names_the_variable(write_config, plugins, monkeypatch):
+    monkeypatch.delenv("ZENDESK_TOKEN", raising=False)
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    path = "${ZENDESK_TOKEN}"
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] path: environment variable ZENDESK_TOKEN is not set (export ZENDESK_TOKEN=...)" in message
+
+
+def test_invalid_toml_and_missing_file(write_config, plugins, tmp_path):
+    assert "not valid TOML" in problems(write_config, plugins, "[brand\nname=")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.toml", plugins)
+
+
+def test_learning_terms_per_language(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [learning.terms]
+    case = ["router light is red"]
+    rave = { en = ["chuffed"], es = ["me encanta"] }
+    """
+    config = load_config(write_config(text), plugins)
+    assert config.learning.terms == {"case": {"en": ["router light is red"]},
+                                     "rave": {"en": ["chuffed"], "es": ["me encanta"]}}
+    bad = "[brand]\nname = 'B'\n[learning.terms]\ncase = 3\nmood = ['x']\n"
+    message = problems(write_config, plugins, bad)
+    assert "[learning.terms] case: give a list of strings" in message
+    assert "[learning] terms.mood.key: Must be one of" in message
+
+
+def test_cli_refuses_to_start_on_invalid_config(write_config):
+    path = write_config("[brand]\nname = 'B'\n[sinks.desk]\nplugin = 'jsonl'\n")
+    result = CliRunner().invoke(main, ["run", "--once", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "socialcrm.toml [sinks.desk] path: Missing data for required field." in result.output

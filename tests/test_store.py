@@ -1,0 +1,106 @@
+"""The store on SQLite and on the real PostgreSQL server: pages, the outbox, claims and leases."""
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from socialcrm.core.model import Record, mention_from_json
+from socialcrm.core.store import Outcome, Store
+
+NOW = 1_800_000_000.0
+
+
+def make_records(n, sinks=("desk",), start=0):
+    return [Record(id=f"x:{i}", network="x", content=f"text {i}", created_at=datetime(2026, 10, 1, tzinfo=timezone.utc),
+                   route=list(sinks), priority="P2" if i % 2 else "P3") for i in range(start, start + n)]
+
+
+def save(store, records, cursor=None, mentions=()):
+    with store.begin() as conn:
+        return store.save_page(conn, "src", cursor, list(mentions), records, {}, now=NOW)
+
+
+def test_a_page_and_its_cursor_are_one_transaction(store, mention_json):
+    mention = mention_from_json(mention_json("1", "hi"))
+    with pytest.raises(RuntimeError):
+        with store.begin() as conn:
+            store.save_page(conn, "src", {"offset": 10}, [mention], make_records(1), {}, now=NOW)
+            raise RuntimeError("crash before commit")
+    assert store.get_cursor("src") is None
+    assert store.counts() == {"mentions": 0, "records": 0, "outbox": 0}
+    assert save(store, make_records(1), {"offset": 10}, [mention]) == 1
+    assert store.get_cursor("src") == {"offset": 10}
+    assert store.counts() == {"mentions": 1, "records": 1, "outbox": 1}
+
+
+def test_claim_marks_rows_in_flight_and_complete_records_outcomes(store):
+    save(store, make_records(5, sinks=("desk", "crm")))
+    token, claimed = store.claim("desk", 3, lease_seconds=60, now=NOW)
+    assert len(claimed) == 3
+    assert [c.record.priority for c in claimed] == ["P2", "P2", "P3"]  # higher priority first
+    assert store.claim("desk", 10, 60, now=NOW)[1].__len__() == 2  # the other two only
+    outcomes = [Outcome(claimed[0].outbox_id, "delivered", external_id="500A"),
+                Outcome(claimed[1].outbox_id, "retry", error="503", next_attempt_at=NOW + 30),
+                Outcome(claimed[2].outbox_id, "dead", error="rejected: bad")]
+    assert store.complete(token, outcomes, now=NOW) == 3
+    counts = {row["sink"]: row for row in store.delivery_counts(now=NOW + 5)}
+    assert counts["desk"]["delivered"] == 1 and counts["desk"]["retry"] == 1 and counts["desk"]["dead"] == 1
+    assert counts["crm"]["pending"] == 5 and counts["crm"]["oldest_pending_s"] == 5
+    assert store.claim("desk", 10, 60, now=NOW + 10)[1] == []  # the retry is not due yet
+    assert len(store.claim("desk", 10, 60, now=NOW + 31)[1]) == 1
+
+
+def test_an_expired_lease_is_claimed_again_and_the_old_claim_cannot_write(store):
+    save(store, make_records(2))
+    old_token, first = store.claim("desk", 10, lease_seconds=60, now=NOW)
+    assert store.claim("desk", 10, 60, now=NOW + 59)[1] == []  # still leased
+    new_token, again = store.claim("desk", 10, 60, now=NOW + 61)  # the first worker died
+    assert [c.outbox_id for c in again] == [c.outbox_id for c in first]
+    stale = store.complete(old_token, [Outcome(c.outbox_id, "dead", error="late") for c in first], now=NOW + 62)
+    assert stale == 0
+    assert store.complete(new_token, [Outcome(c.outbox_id, "delivered") for c in again], now=NOW + 62) == 2
+
+
+def test_concurrent_delivery_loops_never_claim_the_same_row(store_url):
+    setup = Store(store_url)
+    save(setup, make_records(400))
+    claimed_ids: list[list[int]] = [[], [], [], []]
+
+    def loop(slot):
+        store = Store(store_url)
+        while True:
+            token, rows = store.claim("desk", 7, 60, now=NOW)
+            if not rows:
+                break
+            claimed_ids[slot].extend(r.outbox_id for r in rows)
+            store.complete(token, [Outcome(r.outbox_id, "delivered") for r in rows], now=NOW)
+        store.close()
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for ids in claimed_ids for i in ids]
+    assert len(every) == len(set(every)) == 400
+    assert setup.delivery_counts()[0]["delivered"] == 400
+    setup.close()
+
+
+def test_reposts_update_the_stored_record(store):
+    save(store, make_records(1))
+    with store.begin() as conn:
+        store.save_page(conn, "src", None, [], [], {"x:0": 3}, now=NOW)
+    assert store.get_record("x:0").reposts == 3
+    assert store.get_record("x:404") is None
+
+
+def test_summary_and_filters(store):
+    records = make_records(3)
+    records[0].type = "lead"
+    save(store, records)
+    summary = store.summary()
+    assert summary["type"] == {"lead": 1, "other": 2}
+    assert summary["route"] == {"desk": 3}
+    assert [r.id for r in store.iter_records(type_="lead")] == ["x:0"]
+    assert list(store.iter_records(since=datetime(2027, 1, 1, tzinfo=timezone.utc))) == []
