@@ -4,12 +4,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from marshmallow import RAISE, Schema
 
 from .brand import Brand
 from .model import Delivery, Page, Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .http import HttpClient
 
 
 class EmptySchema(Schema):
@@ -36,6 +39,13 @@ class PluginContext:
     def log(self) -> logging.Logger:
         """A logger named for this plugin instance."""
         return logging.getLogger(f"socialcrm.plugin.{self.instance}")
+
+    def http(self, **options: Any) -> "HttpClient":
+        """The shared HTTP layer for this instance (timeouts, retries, rate limits, redaction); see
+        ``socialcrm.core.http.HttpClient`` for the options."""
+        from .http import HttpClient
+        options.setdefault("secrets", self.secrets)
+        return HttpClient(self.instance, **options)
 
 
 class Connector:
