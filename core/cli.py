@@ -196,3 +196,11 @@ def check_config(ctx: Context, config_path: str) -> None:
 
 
 __all__ = ["main"]
+
+
+def _register_command_modules() -> None:
+    from .commands import register_all
+    register_all(main)
+
+
+_register_command_modules()

@@ -1,0 +1,21 @@
+"""CLI commands that live in their own modules.
+
+Each module listed in ``MODULES`` defines ``register(main)``, which adds its commands (or command
+group) to the ``socialcrm`` click group. Keeping them apart keeps ``core/cli.py`` small and lets each
+capability own its commands.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+import click
+
+MODULES: list[str] = [
+    # "socialcrm.core.commands.dlq",
+]
+
+
+def register_all(main: click.Group) -> None:
+    """Add every listed module's commands to ``main``."""
+    for name in MODULES:
+        import_module(name).register(main)
