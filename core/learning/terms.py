@@ -156,49 +156,75 @@ def normalise(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
 
 
-def _pattern(term: str) -> str:
-    escaped = re.escape(normalise(term).strip())
-    # "doesn't" also matches "doesnt"; any run of spaces matches the one in a term.
-    return escaped.replace("'", "'?").replace(r"\ ", r"\s+")
+# Words (with inner apostrophes: "doesn't") and single punctuation marks ("#", "@", ":", "/", "$").
+_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens terms are matched on: the same tokenizer reads terms and text, so "#fail", "10/10" and
+    "idea:" match wherever their tokens stand in a row."""
+    return _TOKEN.findall(normalise(text))
 
 
 class TermMatcher:
-    """Finds content-library terms in text, per language, with one compiled pattern per language."""
+    """Finds content-library terms in text, per language.
+
+    Terms are looked up as runs of tokens in a dict rather than with one large regular expression: an
+    alternation of hundreds of phrases is tried at every character, while a dict lookup per token
+    (and only where a term can start) costs a few microseconds a mention. At each position the longest
+    term wins and matching resumes after it, so "would love" (a feature request) is not also "love".
+    """
 
     def __init__(self, terms: dict[str, dict[str, list[str]]]):
-        by_lang: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        by_lang: dict[str, dict[tuple[str, ...], set[str]]] = defaultdict(lambda: defaultdict(set))
         for kind, per_lang in terms.items():
             for lang, words in per_lang.items():
                 for word in words:
-                    by_lang[lang][normalise(word).strip()].add(kind)
+                    key = tuple(tokens(word))
+                    if not key:
+                        continue
+                    by_lang[lang][key].add(kind)
+                    squashed = tuple(t.replace("'", "") for t in key)
+                    if squashed != key:  # "doesn't" also matches "doesnt"
+                        by_lang[lang][squashed].add(kind)
         self.languages = frozenset(by_lang)
-        self._kinds: dict[str, dict[str, frozenset[str]]] = {}
-        self._patterns: dict[str, re.Pattern[str]] = {}
-        for lang, term_kinds in by_lang.items():
-            ordered = sorted(term_kinds, key=len, reverse=True)  # longest first: "not working" beats "working"
-            self._patterns[lang] = re.compile(r"(?<!\w)(?:" + "|".join(_pattern(t) for t in ordered) + r")(?!\w)")
-            self._kinds[lang] = {t: frozenset(k) for t, k in term_kinds.items()}
-            # Matched text may differ from the term ("doesnt"); keep a squashed lookup too.
-            self._kinds[lang].update({_squash(t): frozenset(k) for t, k in term_kinds.items()})
+        self._by_lang = {lang: {k: frozenset(v) for k, v in table.items()} for lang, table in by_lang.items()}
+        self._tables: dict[str, tuple[dict[tuple[str, ...], frozenset[str]], frozenset[str], int]] = {}
+
+    def _table(self, lang: str):
+        """English terms plus the language's own, with the tokens terms start with and the longest term."""
+        cached = self._tables.get(lang)
+        if cached is None:
+            table = dict(self._by_lang.get("en", {}))
+            if lang != "en":
+                for key, kinds in self._by_lang.get(lang, {}).items():
+                    table[key] = table.get(key, frozenset()) | kinds
+            starts = frozenset(key[0] for key in table)
+            longest = max((len(key) for key in table), default=0)
+            cached = self._tables[lang] = (table, starts, longest)
+        return cached
 
     def match(self, text: str, lang: str | None) -> dict[str, list[str]]:
         """kind -> the terms found, in English and in the text's own language."""
+        table, starts, longest = self._table(lang if lang in self.languages else "en")
+        words = tokens(text)
         found: dict[str, list[str]] = {}
-        lowered = normalise(text)
-        langs = ("en",) if not lang or lang == "en" or lang not in self._patterns else ("en", lang)
-        for code in langs:
-            pattern = self._patterns.get(code)
-            if pattern is None:
+        i, count = 0, len(words)
+        while i < count:
+            if words[i] not in starts:
+                i += 1
                 continue
-            kinds = self._kinds[code]
-            for hit in pattern.findall(lowered):
-                key = hit if hit in kinds else _squash(hit)
-                for kind in kinds.get(key, ()):
-                    terms = found.setdefault(kind, [])
-                    if key not in terms:
-                        terms.append(key)
+            for n in range(min(longest, count - i), 0, -1):
+                key = tuple(words[i:i + n])
+                kinds = table.get(key)
+                if kinds:
+                    term = " ".join(key)
+                    for kind in kinds:
+                        hits = found.setdefault(kind, [])
+                        if term not in hits:
+                            hits.append(term)
+                    i += n
+                    break
+            else:
+                i += 1
         return found
-
-
-def _squash(term: str) -> str:
-    return " ".join(term.replace("'", "").split())

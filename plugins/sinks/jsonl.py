@@ -6,8 +6,9 @@
 """
 from __future__ import annotations
 
-import json
 import os
+
+import orjson
 from typing import Sequence
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -44,7 +45,7 @@ class JsonlSink(Sink):
             with open(self.path, "rb") as handle:
                 for line in handle:
                     if line.endswith(b"\n"):
-                        ids.add(json.loads(line)["id"])
+                        ids.add(orjson.loads(line)["id"])
         return ids
 
     def check(self) -> str:
@@ -60,12 +61,12 @@ class JsonlSink(Sink):
         out, lines = [], []
         for record in records:
             if record.id not in self._written:
-                lines.append(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                lines.append(orjson.dumps(record.to_dict()) + b"\n")
                 self._written.add(record.id)
             out.append(Delivery.delivered(record.id, external_id=record.id))
         if lines:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write("".join(lines))
+            with open(self.path, "ab") as handle:
+                handle.write(b"".join(lines))
                 handle.flush()
                 if self.config["fsync"]:
                     os.fsync(handle.fileno())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import orjson
 from typing import Any, Iterator
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -66,7 +68,7 @@ class JsonlSource(Source):
                     if not raw.strip():
                         continue
                     try:
-                        mentions.append(mention_from_json(json.loads(raw)))
+                        mentions.append(mention_from_json(orjson.loads(raw)))
                     except json.JSONDecodeError as exc:
                         errors.append(f"line {line_no}: not JSON ({exc.msg} at column {exc.colno})")
                     except ValidationError as exc:
