@@ -50,10 +50,9 @@ def capture(mentions: Sequence[Mention], seen_mentions: set[str], seen_records: 
             continue
         key = mention.canonical_id
         if key in seen_records or key in learned:
-            if mention.repost_of:
-                out.reposts[key] += 1
-            else:
-                out.duplicates += 1
+            # A repost adds to its original's reach. So does an original arriving after a repost of it
+            # already carried its content (its own id is new, its content is not): count that repost.
+            out.reposts[key] += 1
             continue
         learned.add(key)
         out.to_learn.append(mention)

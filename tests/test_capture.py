@@ -33,7 +33,8 @@ def test_a_repost_of_an_unseen_original_carries_it_once(mention_json):
                     mention_json("4", "wifi down"))
     out = capture(page, set(), set(), BRAND)
     assert [m.canonical_id for m in out.to_learn] == ["x:4"]
-    assert out.duplicates == 1  # the original, arriving later, is the same content
+    # The original, arriving later, is the same content: the repost that carried it counts toward reach.
+    assert out.duplicates == 0 and dict(out.reposts) == {"x:4": 1}
 
 
 def test_the_brands_own_posts_and_empty_posts_are_not_learned(mention_json):

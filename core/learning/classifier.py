@@ -104,7 +104,7 @@ class Classifier:
             add("spam", 0.5, f"{links} links")
         if mention.network == "rss":
             add("news", 1.0, "an article from a feed")
-        if "?" in text:
+        if "?" in text and not scores.get("case"):
             add("query", 0.5, "asks a question")
         if compound <= -0.4:
             add("rant", 0.5 if compound > -0.7 else 1.0, "strongly negative")
