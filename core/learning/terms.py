@@ -210,29 +210,34 @@ class TermMatcher:
         self._tables: dict[str, tuple[dict[tuple[str, ...], frozenset[str]], frozenset[str], int]] = {}
 
     def _table(self, lang: str):
-        """English terms plus the language's own, with the tokens terms start with and the longest term."""
+        """English terms plus the language's own, and for each first token the term lengths, longest first."""
         cached = self._tables.get(lang)
         if cached is None:
             table = dict(self._by_lang.get("en", {}))
             if lang != "en":
                 for key, kinds in self._by_lang.get(lang, {}).items():
                     table[key] = table.get(key, frozenset()) | kinds
-            starts = frozenset(key[0] for key in table)
-            longest = max((len(key) for key in table), default=0)
-            cached = self._tables[lang] = (table, starts, longest)
+            lengths: dict[str, set[int]] = defaultdict(set)
+            for key in table:
+                lengths[key[0]].add(len(key))
+            starts = {token: tuple(sorted(ns, reverse=True)) for token, ns in lengths.items()}
+            cached = self._tables[lang] = (table, starts)
         return cached
 
     def match(self, text: str, lang: str | None) -> dict[str, list[str]]:
         """kind -> the terms found, in English and in the text's own language."""
-        table, starts, longest = self._table(lang if lang in self.languages else "en")
+        table, starts = self._table(lang if lang in self.languages else "en")
         words = tokens(text)
         found: dict[str, list[str]] = {}
         i, count = 0, len(words)
         while i < count:
-            if words[i] not in starts:
+            lengths = starts.get(words[i])
+            if lengths is None:
                 i += 1
                 continue
-            for n in range(min(longest, count - i), 0, -1):
+            for n in lengths:
+                if i + n > count:
+                    continue
                 key = tuple(words[i:i + n])
                 kinds = table.get(key)
                 if kinds:
