@@ -104,3 +104,12 @@ def test_influence_grows_with_reach_and_engagement():
 def test_a_repost_record_takes_the_originals_id_and_text(classifier):
     record = learn(classifier, "RT @jo: my wifi is down", repost_of="x:99")
     assert record.id == "x:99" and record.content == "my wifi is down"
+
+
+def test_language_is_detected_when_the_source_does_not_say(classifier):
+    data = {"network": "reddit", "id": "t3_1", "text": "Mi router de Brightwave no funciona desde ayer, ¿alguien sabe por qué?",
+            "created_at": "2026-10-01T10:00:00Z"}
+    record = classifier.learn_one(mention_from_json(data))
+    assert record.lang == "es"
+    assert record.reasons[0].startswith("language es (detected")
+    assert record.type == "case"  # Spanish case terms apply once the language is known

@@ -12,6 +12,7 @@ from typing import Sequence
 from ..brand import Brand
 from ..model import NOISE_TYPES, Mention, Record
 from .influence import influence_of
+from .language import detect as detect_language
 from .priority import prioritise
 from .sentiment import lexicon_scores, sentiment_from_lexicon
 from .terms import TermMatcher, merge_terms
@@ -36,8 +37,9 @@ class Classifier:
     """Turns mentions into records: type, sentiment, influence, mode, priority, action and reasons."""
 
     def __init__(self, brand: Brand, terms: dict[str, dict[str, list[str]]] | None = None,
-                 default_terms: bool = True, high_influence: int = 70):
+                 default_terms: bool = True, high_influence: int = 70, languages: tuple[str, ...] | None = None):
         self.brand = brand
+        self.languages = languages
         self.high_influence = high_influence
         self.matcher = TermMatcher(merge_terms(terms or {}, default_terms))
 
@@ -48,8 +50,14 @@ class Classifier:
     def learn_one(self, mention: Mention) -> Record:
         """Classify one mention into a record (not yet routed)."""
         text = RT_PREFIX.sub("", mention.text) if mention.repost_of else mention.text
-        lang = (mention.lang or "en").split("-")[0].lower()
         reasons: list[str] = []
+        if mention.lang:
+            lang = mention.lang.split("-")[0].lower()
+        else:
+            detected, probability = detect_language(text, self.languages)
+            lang = detected or "und"
+            reasons.append(f"language {lang} (detected, p={probability:.2f})" if detected
+                           else f"language unknown (detection unsure, p={probability:.2f})")
         lexicon = lexicon_scores(text)
         sentiment = sentiment_from_lexicon(lexicon)
         if lang == "en":
