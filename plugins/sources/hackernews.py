@@ -1,0 +1,266 @@
+"""hackernews source: stories and comments from the HN Search API (Algolia), newest first.
+
+``GET {api}/search_by_date?query=Q&tags=(story,comment)&numericFilters=created_at_i>=S,created_at_i<=U
+&hitsPerPage=N&page=P``, one query per term (Algolia requires every word of a query), the terms being
+the brand's name and keywords unless ``queries`` lists them. No key is needed; the service allows
+10,000 requests an hour from one address and sends no rate-limit headers, so only ``Retry-After`` on a
+429 is honoured (through the shared HTTP layer).
+
+The incremental cursor, per query: the ``created_at_i`` watermark (the newest second seen) with the
+objectIDs seen at that second, plus the sweep in progress. A sweep asks for the window
+``watermark <= created_at_i <= now`` with ``now`` fixed when it starts, so new stories cannot shift
+the pages under it, and pages through it with ``page``/``nbPages``. Algolia stops paginating after
+1,000 hits; when a window holds more, the sweep narrows its upper bound to the oldest second reached
+and starts again at page 0. The watermark moves only when a sweep ends, so a crash mid-sweep resumes
+at the page after the last one stored.
+
+Mapping: the objectID is the native id; the text is a story's title, its text and its link, or a
+comment's text, HTML turned into plain text with links expanded; ``points`` are likes and
+``num_comments`` replies; a comment replies to ``parent_id``. HN has no followers (only karma on the
+user page, which would cost a call per author) and no verification: followers stay 0.
+
+    [sources.hn]
+    plugin = "hackernews"
+    queries = ["Brightwave", "WaveBox"]
+"""
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from socialcrm import FatalError, Page, RetriableError, Source, hookimpl
+from socialcrm.core.htmltext import html_to_text
+from socialcrm.core.model import Author, Engagement, Mention
+from socialcrm.core.sourceutil import brand_terms, parse_time, quick, unreachable
+
+API = "https://hn.algolia.com/api/v1"
+NETWORK = "hackernews"
+ITEM_URL = "https://news.ycombinator.com/item?id={}"
+USER_URL = "https://news.ycombinator.com/user?id={}"
+
+
+class HackerNewsSourceConfig(Schema):
+    """The ``[sources.NAME]`` block of a hackernews source."""
+
+    class Meta:
+        unknown = RAISE
+
+    queries = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
+    tags = fields.String(load_default="(story,comment)", validate=validate.Length(min=1))
+    api = fields.Url(load_default=API, require_tld=False, schemes={"http", "https"})
+    hits_per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    #: How far back the first run reaches; 0 takes all the API gives.
+    initial_lookback_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
+
+
+class _Unreadable(Exception):
+    """One hit that cannot be read; the message names the field."""
+
+
+class HackerNewsSource(Source):
+    """Hacker News stories and comments that name the brand, from the Algolia HN Search API."""
+
+    name = "hackernews"
+    ConfigSchema = HackerNewsSourceConfig
+
+    def __init__(self, config: dict[str, Any], context):
+        super().__init__(config, context)
+        self.http = context.http()
+        self.queries = config["queries"] or brand_terms(context.brand)
+        self.api = config["api"].rstrip("/")
+
+    # --- the plugin contract ---
+
+    def check(self) -> str:
+        """One search per query, one hit each: proves the API answers and shows what there is."""
+        lines = []
+        with quick(self.http):
+            for query in self.queries:
+                body = self._get({"query": query, "tags": self.config["tags"], "hitsPerPage": 1})
+                lines.append(f"{query!r}: {body.get('nbHits', 0)} hit(s) on HN ({self.config['tags']})")
+        lines.append(f"would fetch: the newest stories and comments matching {', '.join(map(repr, self.queries))}")
+        return "\n".join(lines)
+
+    def fetch(self, cursor: Any) -> Iterator[Page]:
+        state = self._state(cursor)
+        now = int(self.http.clock())
+        for query in self.queries:
+            stream = state["streams"][query]
+            if stream.get("sweep") is None:
+                lookback = self.config["initial_lookback_hours"]
+                since = stream["watermark"] if stream.get("watermark") is not None \
+                    else (max(0, int(now - lookback * 3600)) if lookback else 0)
+                stream["sweep"] = {"since": since, "until": now, "page": 0, "top": None, "top_seen": [],
+                                   "edge_seen": []}
+            yield from self._sweep(state, stream, query, self._promote)
+
+    def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
+        """Page back through every query to ``since``; ``cursor`` resumes an interrupted backfill."""
+        state = cursor if isinstance(cursor, dict) and cursor.get("backfill") else {"backfill": True, "streams": {}}
+        now = int(self.http.clock())
+        for query in self.queries:
+            stream = state["streams"].setdefault(query, {"seen": [], "sweep": {
+                "since": int(since.timestamp()), "until": now, "page": 0, "top": None, "top_seen": [],
+                "edge_seen": []}})
+            if not stream.get("done"):
+                yield from self._sweep(state, stream, query, self._finish_backfill)
+
+    # --- sweeps ---
+
+    def _state(self, cursor: Any) -> dict[str, Any]:
+        streams = (cursor or {}).get("streams") if isinstance(cursor, dict) else None
+        streams = copy.deepcopy(streams) if isinstance(streams, dict) else {}
+        return {"v": 1, "streams": {q: streams.get(q) or {"watermark": None, "seen": [], "sweep": None}
+                                    for q in self.queries}}
+
+    def _sweep(self, state: dict, stream: dict, query: str, finish) -> Iterator[Page]:
+        sweep = stream["sweep"]
+        skip = set(stream.get("seen") or [])
+        while True:
+            body = self._get({"query": query, "tags": self.config["tags"],
+                              "numericFilters": f"created_at_i>={sweep['since']},created_at_i<={sweep['until']}",
+                              "hitsPerPage": self.config["hits_per_page"], "page": sweep["page"]})
+            hits, pages, total = body.get("hits"), body.get("nbPages"), body.get("nbHits")
+            for name, value in (("hits", hits), ("nbPages", pages), ("nbHits", total)):
+                if not isinstance(value, list if name == "hits" else int):
+                    raise FatalError(f"hackernews: search_by_date answered without a valid `{name}` "
+                                     f"(got {type(value).__name__})")
+            mentions, errors, times = [], [], []
+            edge = set(sweep.get("edge_seen") or [])
+            for number, hit in enumerate(hits):
+                try:
+                    mention, when = self._mention(hit)
+                except _Unreadable as exc:
+                    object_id = hit.get("objectID") if isinstance(hit, dict) else None
+                    errors.append(f"hit {object_id or '#' + str(number)}: {exc}")
+                    continue
+                times.append((when, mention.native_id))
+                if sweep["top"] is None or when > sweep["top"]:
+                    sweep["top"], sweep["top_seen"] = when, [mention.native_id]
+                elif when == sweep["top"]:
+                    sweep["top_seen"].append(mention.native_id)
+                if mention.native_id in skip or mention.native_id in edge:
+                    continue
+                mentions.append(mention)
+            done = self._advance(sweep, hits, pages, total, times)
+            if done:
+                finish(stream)
+            yield Page(mentions, copy.deepcopy(state), errors)
+            if done:
+                return
+
+    def _advance(self, sweep: dict, hits: list, pages: int, total: int, times: list[tuple[int, str]]) -> bool:
+        """Move the sweep to its next page; True when it has read everything in its window."""
+        if sweep["page"] + 1 < pages:
+            sweep["page"] += 1
+            return False
+        reachable = pages * self.config["hits_per_page"]
+        if total > reachable and times:
+            # Algolia paginates through the first 1,000 hits only: narrow the window to what is older.
+            oldest = min(t for t, _ in times)
+            if oldest > sweep["since"]:
+                if oldest >= sweep["until"]:
+                    oldest = sweep["until"] - 1  # over 1,000 hits in one second: step past it
+                sweep["edge_seen"] = sorted(i for t, i in times if t == oldest)
+                sweep["until"], sweep["page"] = oldest, 0
+                return False
+        return True
+
+    @staticmethod
+    def _promote(stream: dict) -> None:
+        sweep, old = stream["sweep"], stream.get("watermark")
+        top = sweep["top"]
+        if top is None or (old is not None and top < old):
+            stream["watermark"] = old if old is not None else sweep["since"]
+        elif top == old:
+            stream["seen"] = sorted(set(stream.get("seen") or []) | set(sweep["top_seen"]))
+        else:
+            stream["watermark"], stream["seen"] = top, sorted(set(sweep["top_seen"]))
+        stream["sweep"] = None
+
+    @staticmethod
+    def _finish_backfill(stream: dict) -> None:
+        stream["done"], stream["sweep"] = True, None
+
+    # --- mapping ---
+
+    def _mention(self, hit: Any) -> tuple[Mention, int]:
+        if not isinstance(hit, dict):
+            raise _Unreadable("not an object")
+        object_id = hit.get("objectID")
+        if not isinstance(object_id, str) or not object_id:
+            raise _Unreadable("objectID: missing")
+        when = hit.get("created_at_i")
+        if type(when) is int:
+            created = datetime.fromtimestamp(when, tz=timezone.utc)
+        else:
+            try:
+                created = parse_time(hit.get("created_at"))
+            except ValueError:
+                raise _Unreadable("created_at_i: missing (and created_at is not a timestamp either)") from None
+            when = int(created.timestamp())
+        author = hit.get("author")
+        if not isinstance(author, str) or not author:
+            raise _Unreadable("author: missing")
+        tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
+        comment = "comment" in tags or (hit.get("comment_text") is not None and not hit.get("title"))
+        if comment:
+            text = html_to_text(_string(hit, "comment_text"))
+        else:
+            title, url = _string(hit, "title"), _string(hit, "url")
+            parts = [title.strip(), html_to_text(_string(hit, "story_text"))]
+            if url:
+                parts.append(url)
+            text = "\n".join(p for p in parts if p)
+        if not text:
+            raise _Unreadable("comment_text: missing" if comment else "title: missing, and no story_text either")
+        parent = hit.get("parent_id")
+        return Mention(
+            network=NETWORK, native_id=object_id, text=text, created_at=created,
+            author=Author(id=author, handle=author, name=author, profile_url=USER_URL.format(author)),
+            url=ITEM_URL.format(object_id),
+            engagement=Engagement(likes=_count(hit, "points"), replies=_count(hit, "num_comments")),
+            reply_to=f"{NETWORK}:{parent}" if comment and type(parent) is int else None,
+            raw=hit), when
+
+    # --- HTTP ---
+
+    def _get(self, params: dict[str, Any]) -> dict:
+        url = f"{self.api}/search_by_date"
+        try:
+            response = self.http.get(url, params=params)
+        except RetriableError as exc:
+            raise unreachable(exc, url, "api") from None
+        try:
+            data = response.json()
+        except ValueError:
+            raise FatalError(f"hackernews: {url} did not answer JSON: is `api` the HN Search API?") from None
+        if not isinstance(data, dict):
+            raise FatalError("hackernews: search_by_date answered with JSON that is not an object")
+        return data
+
+    def close(self) -> None:
+        self.http.session.close()
+
+
+def _string(hit: dict, key: str) -> str:
+    value = hit.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Unreadable(f"{key}: not a string ({type(value).__name__})")
+    return value
+
+
+def _count(hit: dict, key: str) -> int:
+    value = hit.get(key)
+    return value if type(value) is int and value >= 0 else 0
+
+
+@hookimpl
+def register_sources(register):
+    """Register the hackernews source."""
+    register(HackerNewsSource)
