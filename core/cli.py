@@ -163,28 +163,6 @@ def records(ctx: Context, config_path: str, type_: str | None, since: datetime |
     Console(width=max(Console().width, 160)).print(table)
 
 
-@main.command()
-@_config_option
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def status(ctx: Context, config_path: str, as_json: bool) -> None:
-    """Delivery per sink: pending, in flight, retry, delivered, dead, and the oldest pending age."""
-    from .store import Store
-    config = ctx.config(config_path)
-    store = Store(config.store_url)
-    rows = store.delivery_counts()
-    if as_json:
-        click.echo(json.dumps({"sinks": rows, "tables": store.counts()}))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    table = Table("sink", "pending", "in flight", "retry", "delivered", "dead", "oldest pending (s)")
-    for row in rows:
-        table.add_row(row["sink"], *(str(row[k]) for k in ("pending", "in_flight", "retry", "delivered", "dead")),
-                      "-" if row["oldest_pending_s"] is None else str(row["oldest_pending_s"]))
-    Console().print(table)
-
-
 @main.command("check")
 @_config_option
 @click.pass_obj

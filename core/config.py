@@ -72,6 +72,10 @@ class SinkHostSchema(_Strict):
     backoff_initial = fields.Float(load_default=2.0, validate=validate.Range(min=0))
     backoff_max = fields.Float(load_default=900.0, validate=validate.Range(min=0))
     lease_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1))
+    breaker_threshold = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    breaker_cooldown = fields.Float(load_default=60.0, validate=validate.Range(min=0))
+    daily_call_budget = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    reserve_for_p1 = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=1))
 
 
 def _one_or_many(choices: tuple[str, ...] | None = None) -> fields.Field:
@@ -112,6 +116,50 @@ class LearningSchema(_Strict):
     model = fields.String(load_default=None, allow_none=True)
 
 
+API_SCOPES = ("read", "write", "admin")
+_AUTHOR_REF = re.compile(r"^[a-z0-9_-]+:@?[^\s:@][^\s]*$")
+
+
+class ApiTokenSchema(_Strict):
+    """One ``[[api.tokens]]`` entry: who calls (the name audit entries show), the bearer token, its scopes."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    token = fields.String(required=True, validate=validate.Length(
+        min=16, error="too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)"))
+    scopes = fields.List(fields.String(validate=validate.OneOf(API_SCOPES)), required=True,
+                         validate=validate.Length(min=1))
+
+
+class ApiWebhookSchema(_Strict):
+    """``[api.webhooks.NAME]``: the shared secret a pusher signs its bodies with, and the replay window."""
+
+    secret = fields.String(required=True, validate=validate.Length(min=16, error="too short: use at least 16 "
+                                                                                "random characters"))
+    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
+
+
+class ApiSchema(_Strict):
+    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits, the do-not-engage list."""
+
+    tokens = fields.List(fields.Nested(ApiTokenSchema), load_default=list)
+    webhooks = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$")),
+                           values=fields.Nested(ApiWebhookSchema), load_default=dict)
+    max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
+    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
+        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")), load_default=list)
+    hash_salt = fields.String(load_default="socialcrm", validate=validate.Length(min=1))
+    public_docs = fields.Boolean(load_default=True)
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8080, validate=validate.Range(min=0, max=65535))
+
+    @validates_schema
+    def _names_unique(self, data, **_):
+        names = [t["name"] for t in data.get("tokens", [])]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValidationError(f"token names must be unique (twice: {', '.join(twice)})", field_name="tokens")
+
+
 class ConfigFileSchema(_Strict):
     """The whole file; plugin blocks are validated afterwards by each plugin's own schema."""
 
@@ -121,6 +169,7 @@ class ConfigFileSchema(_Strict):
     sinks = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     routes = fields.List(fields.Dict(), load_default=list)
     learning = fields.Dict(load_default=dict)
+    api = fields.Dict(load_default=dict)
 
 
 @dataclass
@@ -147,6 +196,12 @@ class SinkConfig:
     backoff_max: float = 900.0
     lease_seconds: float = 120.0
     enabled: bool = True
+    #: Consecutive failed batches that open the circuit, and the seconds before it probes again.
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 60.0
+    #: Calls per UTC day (None: no budget); the last ``reserve_for_p1`` of it is kept for P1 records.
+    daily_call_budget: int | None = None
+    reserve_for_p1: float = 0.1
 
 
 @dataclass
@@ -171,6 +226,51 @@ class LearningConfig:
 
 
 @dataclass
+class ApiToken:
+    """A bearer token the API accepts: its name (the "who" of feedback and audit) and scopes."""
+
+    name: str
+    token: str
+    scopes: frozenset[str]
+
+
+@dataclass
+class ApiConfig:
+    """The ``[api]`` block, plus tokens from ``$SOCIALCRM_API_TOKENS``."""
+
+    tokens: list[ApiToken] = field(default_factory=list)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {secret, tolerance_seconds}
+    max_body_bytes: int = 1_048_576
+    do_not_engage: list[str] = field(default_factory=list)  # "network:handle"
+    hash_salt: str = "socialcrm"
+    public_docs: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
+
+
+def _env_tokens(problems: "_Problems") -> list[ApiToken]:
+    """``SOCIALCRM_API_TOKENS="name:scope+scope:token,..."``: tokens given by the environment alone."""
+    out = []
+    for number, entry in enumerate(filter(None, (e.strip() for e in os.environ.get(API_TOKENS_ENV, "").split(","))),
+                                   start=1):
+        name, _, rest = entry.partition(":")
+        scopes, _, token = rest.partition(":")
+        bad = [s for s in scopes.split("+") if s not in API_SCOPES]
+        if not name or not token or bad:
+            # The entry may hold a token: name only its position, never its text.
+            problems.add("", API_TOKENS_ENV, f"entry {number} is not NAME:SCOPE[+SCOPE]:TOKEN with scopes from "
+                                             f"{', '.join(API_SCOPES)}")
+        elif len(token) < 16:
+            problems.add("", API_TOKENS_ENV, f"entry {number} ({name}): token too short, use at least 16 characters")
+        else:
+            out.append(ApiToken(name, token, frozenset(scopes.split("+"))))
+    return out
+
+
+@dataclass
 class Config:
     """A validated configuration, ready to build a pipeline from."""
 
@@ -183,6 +283,7 @@ class Config:
     routes: list[Route]
     learning: LearningConfig
     secrets: frozenset[str] = frozenset()
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -276,6 +377,11 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     brand_data = section(BrandSchema(), "brand", top["brand"])
     store = section(StoreSchema(), "store", top["store"])
     learning = section(LearningSchema(), "learning", top["learning"])
+    api = section(ApiSchema(), "api", top["api"])
+    api_tokens = [ApiToken(t["name"], t["token"], frozenset(t["scopes"])) for t in api.get("tokens", [])]
+    api_tokens += _env_tokens(problems)
+    secrets.update(t.token for t in api_tokens)
+    secrets.update(w["secret"] for w in api.get("webhooks", {}).values())
     sources = _plugin_blocks("sources", top["sources"], SourceHostSchema(), plugins.sources(), problems, secrets)
     sinks = _plugin_blocks("sinks", top["sinks"], SinkHostSchema(), plugins.sinks(), problems, secrets)
 
@@ -307,7 +413,8 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         sink_configs.append(SinkConfig(
             name, host.get("plugin", name), options, min(host.get("max_batch", plugin_max), plugin_max),
             host["max_attempts"], host["backoff_initial"], host["backoff_max"], host["lease_seconds"],
-            host["enabled"]))
+            host["enabled"], breaker_threshold=host["breaker_threshold"], breaker_cooldown=host["breaker_cooldown"],
+            daily_call_budget=host["daily_call_budget"], reserve_for_p1=host["reserve_for_p1"]))
     return Config(
         path=path.resolve(),
         brand=Brand(**brand_data),
@@ -319,6 +426,8 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         learning=LearningConfig(terms, learning["default_terms"],
                                 learning["high_influence"], learning["model"]),
         secrets=frozenset(s for s in secrets if s),
+        api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["do_not_engage"], api["hash_salt"],
+                      api["public_docs"], api["host"], api["port"]),
     )
 
 

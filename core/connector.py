@@ -34,6 +34,8 @@ class PluginContext:
     brand: Brand
     base_dir: str = "."
     secrets: frozenset[str] = field(default_factory=frozenset)
+    #: The HTTP clients ``http()`` made, so the host can count the calls an instance makes.
+    http_clients: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def log(self) -> logging.Logger:
@@ -45,7 +47,14 @@ class PluginContext:
         ``socialcrm.core.http.HttpClient`` for the options."""
         from .http import HttpClient
         options.setdefault("secrets", self.secrets)
-        return HttpClient(self.instance, **options)
+        client = HttpClient(self.instance, **options)
+        self.http_clients.append(client)
+        return client
+
+    @property
+    def http_calls(self) -> int:
+        """HTTP requests sent so far through the clients ``http()`` made (retries included)."""
+        return sum(client.calls for client in self.http_clients)
 
 
 class Connector:
@@ -90,8 +99,12 @@ class Source(Connector):
         """
         raise NotImplementedError
 
-    def backfill(self, since: datetime) -> Iterator[Page]:
-        """Optionally yield pages of history back to ``since``. Sources that cannot, don't override."""
+    def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
+        """Optionally yield pages of history back to ``since``. Sources that cannot, don't override.
+
+        ``cursor`` is what the last stored backfill page returned (``None`` for a new backfill), so
+        an interrupted backfill resumes; ``socialcrm backfill`` keeps it apart from the live cursor.
+        """
         raise NotImplementedError(f"source {self.name!r} cannot backfill")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .capture import capture
+from .donotengage import hold_back
 from .config import Config
 from .connector import Sink, Source
 from .delivery import Deliverer, DeliveryStats
@@ -67,6 +68,7 @@ class Pipeline:
         self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
                                      config.learning.high_influence)
         self.stop_event = threading.Event()
+        self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
 
     # --- listen -> capture -> learn -> store ---
 
@@ -84,6 +86,9 @@ class Pipeline:
     def listen_source(self, name: str, source: Source, stats: ListenStats,
                       on_page: Callable[[str, Page], None] | None = None) -> None:
         """Fetch one source until it has nothing new, the outbox is full, or it fails."""
+        if self._outbox_full():  # a full outbox takes no further page, even the first of a poll
+            stats.paused = True
+            return
         cursor = self.store.get_cursor(name)
         try:
             for page in source.fetch(cursor):
@@ -118,8 +123,13 @@ class Pipeline:
             return True
         return False
 
-    def ingest(self, source: str, page: Page, stats: ListenStats | None = None) -> None:
-        """Capture, learn and route one page, then store it with its cursor in one transaction."""
+    def ingest(self, source: str, page: Page, stats: ListenStats | None = None,
+               cursor_key: str | None = None) -> None:
+        """Capture, learn and route one page, then store it with its cursor in one transaction.
+
+        The cursor is stored under ``cursor_key`` when given (a backfill keeps its own, apart from
+        the source's live cursor), else under the source's name.
+        """
         stats = stats if stats is not None else ListenStats()
         for mention in page.mentions:
             mention.source = source
@@ -132,7 +142,9 @@ class Pipeline:
             records = self.classifier.learn(captured.to_learn)
             self.plugins.learn_records(records, captured.to_learn, self.config.brand)
             route_records(records, self.config.routes, set(self.deliverer.sinks))
-            queued = self.store.save_page(conn, source, page.cursor, captured.new, records, captured.reposts)
+            hold_back(self.store, conn, records, self.config.api)
+            queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
+                                          captured.reposts)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)
@@ -165,6 +177,10 @@ class Pipeline:
                 break
         return listened, delivered
 
+    def request_poll(self, name: str) -> None:
+        """Have ``run_forever`` poll source ``name`` on its next tick rather than at its interval."""
+        self.poll_requests.add(name)
+
     def run_forever(self, tick: float = 1.0) -> None:
         """Poll each source on its interval and deliver between polls, until ``stop_event`` is set."""
         next_poll = {name: 0.0 for name in self.sources}
@@ -172,7 +188,8 @@ class Pipeline:
             now = time.time()
             stats = ListenStats()
             for name, source in self.sources.items():
-                if next_poll[name] <= now and not self._outbox_full():
+                if (next_poll[name] <= now or name in self.poll_requests) and not self._outbox_full():
+                    self.poll_requests.discard(name)
                     self.listen_source(name, source, stats)
                     next_poll[name] = time.time() + self.poll_intervals[name]
             if stats.records:

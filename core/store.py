@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+
+import orjson
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, and_, bindparam, case, create_engine, event, func, insert, or_,
+                        UniqueConstraint, and_, bindparam, case, create_engine, delete, event, func, insert, or_,
                         select, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -92,7 +94,10 @@ outbox = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("record_id", "sink", name="uq_outbox_record_sink"),
 )
-Index("ix_outbox_due", outbox.c.sink, outbox.c.state, outbox.c.next_attempt_at)
+# Claims walk a sink's open rows in priority order and stop at the batch size. The index is partial:
+# delivered and dead rows leave it, so it stays as small as the backlog however long the history grows.
+_OPEN = outbox.c.state.in_(("pending", "retry", "in_flight"))
+Index("ix_outbox_open", outbox.c.sink, outbox.c.priority, outbox.c.id, sqlite_where=_OPEN, postgresql_where=_OPEN)
 
 feedback = Table(
     "feedback", metadata,
@@ -113,6 +118,38 @@ audit = Table(
     Column("actor", String(255), nullable=False),
     Column("action", String(64), nullable=False),
     Column("detail", Text),
+)
+
+# One row per sink: its circuit breaker and the pause its last failures asked for, so every delivery
+# loop (and a restarted process) sees the same state.
+sink_state = Table(
+    "sink_state", metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("breaker", String(12), nullable=False, default="closed"),  # closed | open | half_open
+    Column("failures", Integer, nullable=False, default=0),  # consecutive failed batches
+    Column("opened_at", Float),
+    Column("open_until", Float),
+    Column("probe_until", Float),
+    Column("hold_until", Float),
+    Column("last_error", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Calls made to each sink per UTC day, for daily call budgets.
+sink_calls = Table(
+    "sink_calls", metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("calls", Integer, nullable=False, default=0),
+)
+
+# Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
+do_not_engage = Table(
+    "do_not_engage", metadata,
+    Column("author_key", String(64), primary_key=True),
+    Column("network", String(40), nullable=False),
+    Column("added_at", Float, nullable=False),
+    Column("added_by", String(255), nullable=False),
 )
 
 OPEN_STATES = ("pending", "retry", "in_flight")
@@ -138,6 +175,9 @@ def create_store_engine(url: str) -> Engine:
         if parsed.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint the WAL every ~40 MB instead of every 4 MB: ingest writes a lot, and each
+        # checkpoint is an fsync (half the cost of storing a page in bench/pipeline.py).
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
@@ -166,6 +206,7 @@ class Outcome:
     external_id: str | None = None
     error: str | None = None
     next_attempt_at: float | None = None
+    counts_attempt: bool = True  # False when the server itself scheduled the retry (a rate limit)
 
 
 class Store:
@@ -213,7 +254,7 @@ class Store:
                 "id": m.id, "network": m.network, "source": m.source, "native_id": m.native_id,
                 "created_at": _naive_utc(m.created_at), "author_id": m.author.id,
                 "author_handle": m.author.handle, "text": m.text, "lang": m.lang, "repost_of": m.repost_of,
-                "raw": json.dumps(m.raw, ensure_ascii=False, default=str) if m.raw is not None else None,
+                "raw": _raw_text(m.raw),
                 "captured_at": now} for m in new_mentions])
         if new_records:
             conn.execute(insert(records), [_record_row(r, now) for r in new_records])
@@ -284,12 +325,13 @@ class Store:
         """
         now = time.time() if now is None else now
         params = [{"oid": o.outbox_id, "tok": token, "st": o.state, "ext": o.external_id, "err": o.error,
-                   "nxt": o.next_attempt_at if o.next_attempt_at is not None else now} for o in outcomes]
+                   "nxt": o.next_attempt_at if o.next_attempt_at is not None else now,
+                   "inc": 1 if o.counts_attempt else 0} for o in outcomes]
         if not params:
             return 0
         statement = (update(outbox).where(outbox.c.id == bindparam("oid"), outbox.c.claim == bindparam("tok"))
                      .values(state=bindparam("st"), external_id=bindparam("ext"), last_error=bindparam("err"),
-                             next_attempt_at=bindparam("nxt"), attempts=outbox.c.attempts + 1,
+                             next_attempt_at=bindparam("nxt"), attempts=outbox.c.attempts + bindparam("inc"),
                              lease_until=None, claim=None, updated_at=now))
         with self.begin() as conn:
             result = conn.execute(statement, params)
@@ -355,6 +397,349 @@ class Store:
                     for t in (mentions, records, outbox)}
 
 
+    # --- engage: sink state (circuit breaker, pauses) and daily call counts ---
+
+    def sink_states(self) -> dict[str, dict[str, Any]]:
+        """Every sink's stored breaker state, by sink name."""
+        with self.engine.connect() as conn:
+            return {row["sink"]: dict(row) for row in conn.execute(select(sink_state)).mappings()}
+
+    def change_sink_state(self, sink: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
+                          now: float | None = None) -> dict[str, Any]:
+        """Read and update one sink's state row in one transaction, the row locked against other
+        loops; ``change`` gets the current row and returns the columns to set (or None). Returns the
+        row as it now is."""
+        now = time.time() if now is None else now
+        with self.begin() as conn:
+            conn.execute(self._insert_ignore(sink_state, {"sink": sink, "breaker": "closed", "failures": 0,
+                                                          "updated_at": now}))
+            query = select(sink_state).where(sink_state.c.sink == sink)
+            if self.is_postgres:
+                query = query.with_for_update()
+            row = dict(conn.execute(query).mappings().one())
+            values = change(dict(row))
+            if values:
+                conn.execute(update(sink_state).where(sink_state.c.sink == sink).values(**values, updated_at=now))
+                row.update(values, updated_at=now)
+        return row
+
+    def add_calls(self, sink: str, day: str, calls: int) -> None:
+        """Count ``calls`` more calls to ``sink`` on ``day`` (UTC, ``YYYY-MM-DD``)."""
+        if calls <= 0:
+            return
+        dialect = _dialect_insert(self.is_postgres)
+        statement = dialect(sink_calls).values(sink=sink, day=day, calls=calls)
+        statement = statement.on_conflict_do_update(index_elements=["sink", "day"],
+                                                    set_={"calls": sink_calls.c.calls + calls})
+        with self.begin() as conn:
+            conn.execute(statement)
+
+    def calls_on(self, day: str) -> dict[str, int]:
+        """Calls made to each sink on ``day`` (UTC, ``YYYY-MM-DD``)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(sink_calls.c.sink, sink_calls.c.calls)
+                                     .where(sink_calls.c.day == day)).all())
+
+    def _insert_ignore(self, table: Table, values: dict[str, Any]):
+        return _dialect_insert(self.is_postgres)(table).values(**values).on_conflict_do_nothing()
+
+    # --- dead letters ---
+
+    def dead_letters(self, sink: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Dead-lettered outbox rows, the most recent first: id, sink, record, attempts, reason."""
+        query = (select(outbox.c.id, outbox.c.sink, outbox.c.record_id, outbox.c.priority, outbox.c.attempts,
+                        outbox.c.last_error, outbox.c.created_at, outbox.c.updated_at, records.c.type)
+                 .join(records, records.c.id == outbox.c.record_id)
+                 .where(outbox.c.state == "dead").order_by(outbox.c.updated_at.desc(), outbox.c.id.desc()))
+        if sink:
+            query = query.where(outbox.c.sink == sink)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_dead_row(row) for row in conn.execute(query).mappings()]
+
+    def dead_letter(self, outbox_id: int) -> dict[str, Any] | None:
+        """One outbox row (dead or not) with its record and the audit entries about it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(outbox, records.c.data, records.c.reposts, records.c.type)
+                               .join(records, records.c.id == outbox.c.record_id)
+                               .where(outbox.c.id == outbox_id)).mappings().first()
+            if row is None:
+                return None
+            history = conn.execute(select(audit).where(audit.c.detail.like(f'{{"outbox_id": {outbox_id},%'))
+                                   .order_by(audit.c.id)).mappings().all()
+        out = {k: row[k] for k in ("id", "sink", "record_id", "priority", "state", "attempts", "next_attempt_at",
+                                   "external_id", "last_error", "created_at", "updated_at", "type")}
+        out["record"] = _load(row["data"], row["reposts"]).to_dict()
+        out["audit"] = [{"at": h["at"], "actor": h["actor"], "action": h["action"],
+                         "detail": json.loads(h["detail"]) if h["detail"] else None} for h in history]
+        return out
+
+    def replay_dead(self, actor: str, ids: Sequence[int] | None = None, sink: str | None = None,
+                    now: float | None = None) -> list[int]:
+        """Put dead-lettered rows back to pending with no attempts counted, each with an audit entry.
+
+        ``ids`` picks rows, ``sink`` every dead row of one sink; neither means every dead row.
+        Returns the ids replayed (rows that are not dead are left alone)."""
+        now = time.time() if now is None else now
+        query = select(outbox.c.id, outbox.c.sink, outbox.c.record_id, outbox.c.attempts, outbox.c.last_error) \
+            .where(outbox.c.state == "dead").order_by(outbox.c.id)
+        if ids is not None:
+            query = query.where(outbox.c.id.in_(list(ids)))
+        if sink:
+            query = query.where(outbox.c.sink == sink)
+        if self.is_postgres:
+            query = query.with_for_update()
+        with self.begin() as conn:
+            rows = conn.execute(query).all()
+            for chunk in _chunks([row.id for row in rows], 500):
+                conn.execute(update(outbox).where(outbox.c.id.in_(chunk), outbox.c.state == "dead")
+                             .values(state="pending", attempts=0, next_attempt_at=now, last_error=None,
+                                     external_id=None, lease_until=None, claim=None, updated_at=now))
+            if rows:
+                conn.execute(insert(audit), [{
+                    "at": now, "actor": actor, "action": "dlq.replay",
+                    "detail": json.dumps({"outbox_id": row.id, "sink": row.sink, "record_id": row.record_id,
+                                          "attempts": row.attempts, "error": row.last_error})} for row in rows])
+        return [row.id for row in rows]
+
+    # --- the REST API: record queries, feedback, sources, stats, erasure, do-not-engage ---
+
+    def records_page(self, *, types: Sequence[str] = (), sentiments: Sequence[str] = (),
+                     priorities: Sequence[str] = (), route: str | None = None, team: str | None = None,
+                     network: str | None = None, author: str | None = None, text: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     after: tuple[datetime, str] | None = None, limit: int = 50) -> list[tuple[Record, datetime]]:
+        """Up to ``limit`` records matching every filter given, newest first (ties by id, descending),
+        each with its stored ``created_at`` (the keyset position). ``after`` is the position of the last
+        record of the previous page. ``text`` matches the content, case-insensitively."""
+        query = select(records.c.data, records.c.reposts, records.c.created_at, records.c.id)
+        for column, values in ((records.c.type, types), (records.c.sentiment, sentiments),
+                               (records.c.priority, priorities)):
+            if values:
+                query = query.where(column.in_(list(values)))
+        if route:
+            query = query.where(records.c.route.contains(json.dumps(route), autoescape=True))
+        if team:
+            query = query.where(records.c.team == team)
+        if network:
+            query = query.where(records.c.network == network)
+        if author:
+            query = query.where(_author_matches(records.c.author_handle, author))
+        if since:
+            query = query.where(records.c.created_at >= _naive_utc(since))
+        if until:
+            query = query.where(records.c.created_at < _naive_utc(until))
+        needle = text.casefold() if text else None
+        if needle and needle.isascii():
+            # Narrow in SQL (LIKE ignores ASCII case on SQLite; ILIKE on PostgreSQL), then check exactly below.
+            escaped = orjson.dumps(text).decode()[1:-1]
+            query = query.where(records.c.data.ilike(f"%{_like_escape(escaped)}%", escape="\\")
+                                if self.is_postgres else records.c.data.like(f"%{_like_escape(escaped)}%", escape="\\"))
+        query = query.order_by(records.c.created_at.desc(), records.c.id.desc())
+        out: list[tuple[Record, datetime]] = []
+        position = (_naive_utc(after[0]), after[1]) if after else None
+        chunk = limit if not needle else max(limit, 200)
+        with self.engine.connect() as conn:
+            while len(out) < limit:
+                page_query = query
+                if position:
+                    page_query = page_query.where(or_(records.c.created_at < position[0],
+                                                      and_(records.c.created_at == position[0],
+                                                           records.c.id < position[1])))
+                rows = conn.execute(page_query.limit(chunk)).all()
+                for row in rows:
+                    record = _load(row.data, row.reposts)
+                    if needle is None or needle in record.content.casefold():
+                        out.append((record, utc(row.created_at)))
+                        if len(out) == limit:
+                            break
+                if len(rows) < chunk:
+                    break
+                position = (rows[-1].created_at, rows[-1].id)
+        return out
+
+    def record_history(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
+        """A record's deliveries (its outbox rows) and the feedback people gave on it, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.record_id == record_id)
+                                .order_by(outbox.c.id)).mappings().all()
+            notes = conn.execute(select(feedback).where(feedback.c.record_id == record_id)
+                                 .order_by(feedback.c.id)).mappings().all()
+        deliveries = [{k: row[k] for k in ("id", "sink", "state", "attempts", "external_id", "last_error",
+                                           "next_attempt_at", "created_at", "updated_at")} for row in rows]
+        return {"deliveries": deliveries,
+                "feedback": [{k: row[k] for k in ("id", "field", "old_value", "new_value", "text", "who", "at")}
+                             for row in notes]}
+
+    def apply_feedback(self, record_id: str, who: str,
+                       change: Callable[[Record, Connection], dict[str, tuple[Any, Any]]],
+                       note: str | None = None, now: float | None = None) -> dict[str, Any] | None:
+        """Correct a record in one transaction: ``change`` edits the record (it gets the connection, to
+        read inside the transaction) and returns the fields it changed as ``{field: (old, new)}``.
+        Each change is kept in ``feedback`` (for learning) and the whole in ``audit``; sinks newly in
+        the route get pending outbox rows, sinks dropped from it lose their rows not yet sent. Returns
+        what happened, or None when there is no such record."""
+        now = time.time() if now is None else now
+        query = select(records.c.data, records.c.reposts).where(records.c.id == record_id)
+        if self.is_postgres:
+            query = query.with_for_update()
+        with self.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            record = _load(row.data, row.reposts)
+            changes = change(record, conn)
+            existing = dict(conn.execute(select(outbox.c.sink, outbox.c.state)
+                                         .where(outbox.c.record_id == record_id)).all())
+            added = [s for s in record.route if s not in existing]
+            cancelled = [s for s, state in existing.items() if s not in record.route and state in ("pending", "retry")]
+            stored = _record_row(record, now)
+            conn.execute(update(records).where(records.c.id == record_id).values(
+                **{k: stored[k] for k in ("type", "sentiment", "priority", "action", "team", "route", "data")}))
+            if changes:
+                conn.execute(insert(feedback), [{
+                    "record_id": record_id, "field": name, "old_value": json.dumps(old), "new_value": json.dumps(new),
+                    "text": note, "who": who, "at": now} for name, (old, new) in changes.items()])
+            if added:
+                conn.execute(insert(outbox), [{
+                    "record_id": record_id, "sink": sink, "priority": record.priority, "state": "pending",
+                    "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now} for sink in added])
+            if cancelled:
+                conn.execute(delete(outbox).where(outbox.c.record_id == record_id, outbox.c.sink.in_(cancelled),
+                                                  outbox.c.state.in_(("pending", "retry"))))
+            if changes or added or cancelled:
+                conn.execute(insert(audit).values(at=now, actor=who, action="record.feedback", detail=json.dumps({
+                    "record_id": record_id, "changes": {k: list(v) for k, v in changes.items()},
+                    "added_sinks": added, "cancelled_sinks": cancelled})))
+        return {"record": record, "changes": changes, "added_sinks": added, "cancelled_sinks": cancelled}
+
+    def source_states(self) -> dict[str, dict[str, Any]]:
+        """Every source's stored cursor, when it was last polled and the error it last hit, by name."""
+        with self.engine.connect() as conn:
+            return {row["source"]: {"cursor": json.loads(row["cursor"]) if row["cursor"] else None,
+                                    "updated_at": row["updated_at"], "last_poll_at": row["last_poll_at"],
+                                    "last_error": row["last_error"]}
+                    for row in conn.execute(select(cursors)).mappings()}
+
+    def record_counts(self, since: datetime, until: datetime, bucket: str) -> dict[str, list[tuple[str, str, int]]]:
+        """Records said in [since, until) counted per ``bucket`` (``hour`` or ``day``) by type, sentiment
+        and network: ``{"type": [(bucket start as ISO 8601, value, count), ...], ...}``."""
+        if self.is_postgres:
+            pattern = 'YYYY-MM-DD"T"HH24:00:00"Z"' if bucket == "hour" else 'YYYY-MM-DD"T"00:00:00"Z"'
+            start = func.to_char(func.date_trunc(bucket, records.c.created_at), pattern)
+        else:
+            start = func.strftime("%Y-%m-%dT%H:00:00Z" if bucket == "hour" else "%Y-%m-%dT00:00:00Z",
+                                  records.c.created_at)
+        start = start.label("bucket")
+        window = and_(records.c.created_at >= _naive_utc(since), records.c.created_at < _naive_utc(until))
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        with self.engine.connect() as conn:
+            for name in ("type", "sentiment", "network"):
+                column = records.c[name]
+                rows = conn.execute(select(start, column, func.count()).where(window)
+                                    .group_by(start, column).order_by(start, column)).all()
+                out[name] = [(b, value, n) for b, value, n in rows]
+        return out
+
+    def record_contents(self, since: datetime, until: datetime, limit: int) -> list[str]:
+        """The content of up to ``limit`` records said in [since, until), newest first."""
+        query = (select(records.c.data).where(records.c.created_at >= _naive_utc(since),
+                                              records.c.created_at < _naive_utc(until))
+                 .order_by(records.c.created_at.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [orjson.loads(data)["content"] for data in conn.execute(query).scalars()]
+
+    def records_by_type(self) -> dict[str, int]:
+        """How many records the store holds of each type."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(records.c.type, func.count()).group_by(records.c.type)).all())
+
+    def erase_author(self, network: str, handle: str, actor: str, author_hash: str,
+                     now: float | None = None) -> dict[str, int]:
+        """Remove everything held about one author on one network, in one transaction: their mentions,
+        the records learned from them, those records' outbox rows and feedback. Audit entries that named
+        those records are redacted. The erasure's own audit entry keeps ``author_hash`` and the counts,
+        never the handle. Returns the counts."""
+        now = time.time() if now is None else now
+        with self.begin() as conn:
+            record_ids = list(conn.execute(select(records.c.id).where(
+                records.c.network == network, _author_matches(records.c.author_handle, handle))).scalars())
+            mention_ids = list(conn.execute(select(mentions.c.id).where(
+                mentions.c.network == network, _author_matches(mentions.c.author_handle, handle))).scalars())
+            counts = {"mentions": 0, "records": 0, "pending_deliveries": 0, "deliveries": 0, "feedback": 0,
+                      "audit_redacted": 0}
+            for chunk in _chunks(mention_ids, 500):
+                counts["mentions"] += conn.execute(delete(mentions).where(mentions.c.id.in_(chunk))).rowcount
+            for chunk in _chunks(record_ids, 500):
+                counts["pending_deliveries"] += conn.execute(select(func.count()).select_from(outbox).where(
+                    outbox.c.record_id.in_(chunk), outbox.c.state.in_(OPEN_STATES))).scalar_one()
+                counts["deliveries"] += conn.execute(delete(outbox).where(outbox.c.record_id.in_(chunk))).rowcount
+                counts["feedback"] += conn.execute(delete(feedback).where(feedback.c.record_id.in_(chunk))).rowcount
+                counts["records"] += conn.execute(delete(records).where(records.c.id.in_(chunk))).rowcount
+            for chunk in _chunks(record_ids, 50):
+                named = or_(*(audit.c.detail.contains(f'"record_id": {json.dumps(rid)}', autoescape=True)
+                              for rid in chunk))
+                counts["audit_redacted"] += conn.execute(update(audit).where(named).values(
+                    detail=json.dumps({"redacted": "the author's data was erased"}))).rowcount
+            conn.execute(insert(audit).values(at=now, actor=actor, action="author.erase", detail=json.dumps(
+                {"network": network, "author_hash": author_hash, "counts": counts})))
+        return counts
+
+    def add_do_not_engage(self, author_key: str, network: str, handle: str, actor: str,
+                          now: float | None = None) -> dict[str, Any]:
+        """Put an author (by salted key: the handle is not kept) on the do-not-engage list and cancel
+        their records' deliveries not yet sent. Returns whether the entry is new and what was cancelled."""
+        now = time.time() if now is None else now
+        with self.begin() as conn:
+            # rowcount of an ON CONFLICT insert is not reliable across drivers (psycopg answers -1): look first.
+            new = conn.execute(select(do_not_engage.c.author_key)
+                               .where(do_not_engage.c.author_key == author_key)).first() is None
+            conn.execute(self._insert_ignore(do_not_engage, {
+                "author_key": author_key, "network": network, "added_at": now, "added_by": actor}))
+            ids = select(records.c.id).where(records.c.network == network,
+                                             _author_matches(records.c.author_handle, handle)).scalar_subquery()
+            cancelled = conn.execute(delete(outbox).where(outbox.c.record_id.in_(ids),
+                                                          outbox.c.state.in_(("pending", "retry")))).rowcount
+            conn.execute(insert(audit).values(at=now, actor=actor, action="do_not_engage.add", detail=json.dumps(
+                {"author_key": author_key, "network": network, "cancelled_deliveries": cancelled})))
+        return {"added": new, "cancelled_deliveries": cancelled}
+
+    def remove_do_not_engage(self, author_key: str, actor: str, now: float | None = None) -> bool:
+        """Take an author off the do-not-engage list; False when they were not on it."""
+        now = time.time() if now is None else now
+        with self.begin() as conn:
+            gone = conn.execute(delete(do_not_engage).where(do_not_engage.c.author_key == author_key)).rowcount
+            if gone:
+                conn.execute(insert(audit).values(at=now, actor=actor, action="do_not_engage.remove",
+                                                  detail=json.dumps({"author_key": author_key})))
+        return bool(gone)
+
+    def do_not_engage_entries(self) -> list[dict[str, Any]]:
+        """The stored do-not-engage list (salted keys, never handles), the most recent first."""
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(select(do_not_engage).order_by(
+                do_not_engage.c.added_at.desc(), do_not_engage.c.author_key)).mappings()]
+
+    def blocked_authors(self, conn: Connection, author_keys: Iterable[str]) -> set[str]:
+        """Which of these author keys are on the stored do-not-engage list."""
+        found: set[str] = set()
+        for chunk in _chunks(list(set(author_keys)), 500):
+            found.update(conn.execute(select(do_not_engage.c.author_key)
+                                      .where(do_not_engage.c.author_key.in_(chunk))).scalars())
+        return found
+
+
+def _author_matches(column: Any, handle: str) -> Any:
+    """``column`` holds this handle, whatever its case and with or without a leading ``@``."""
+    bare = handle.strip().lstrip("@").lower()
+    return func.lower(column).in_([bare, f"@{bare}"])
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _record_row(record: Record, now: float) -> dict[str, Any]:
     return {
         "id": record.id, "network": record.network, "source": record.source,
@@ -362,13 +747,20 @@ def _record_row(record: Record, now: float) -> dict[str, Any]:
         "priority": record.priority, "mode": record.mode, "action": record.action,
         "influence": record.influence.score, "fraud": record.fraud, "author_handle": record.author.handle,
         "team": record.team, "route": json.dumps(record.route), "reposts": record.reposts,
-        "data": json.dumps(record.to_dict(), ensure_ascii=False), "learned_at": now,
+        "data": orjson.dumps(record.to_dict()).decode(), "learned_at": now,
     }
+
+
+def _raw_text(raw: Any) -> str | None:
+    """The raw payload as stored: JSON text, kept as the network sent it."""
+    if raw is None:
+        return None
+    return raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
 
 
 def _load(data: str, reposts: int) -> Record:
     """A stored record; the repost count lives in its own column because reposts arrive later."""
-    record = Record.from_dict(json.loads(data))
+    record = Record.from_dict(orjson.loads(data))
     record.reposts = reposts
     return record
 
@@ -377,6 +769,20 @@ def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
+def _dialect_insert(is_postgres: bool):
+    """The dialect's INSERT, which knows ON CONFLICT (both SQLite and PostgreSQL speak it)."""
+    if is_postgres:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert
+
+
+def _dead_row(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "sink": row["sink"], "record_id": row["record_id"], "type": row["type"],
+            "priority": row["priority"], "attempts": row["attempts"], "error": row["last_error"],
+            "queued_at": row["created_at"], "dead_at": row["updated_at"]}
+
 
 __all__ = ["Claimed", "Outcome", "Store", "audit", "create_store_engine", "cursors", "feedback", "mentions",
-           "metadata", "outbox", "records", "isoformat"]
+           "metadata", "outbox", "records", "do_not_engage", "sink_calls", "sink_state", "isoformat"]

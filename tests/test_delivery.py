@@ -91,10 +91,12 @@ def test_retries_back_off_exponentially_then_give_up(store):
     assert len(sink.batches) == 2
     clock.now = T0 + 2.0 + 4.0
     d.deliver_due()
-    # The third attempt of the first batch reaches max_attempts = 3: dead-lettered, and the loop goes on
-    # to the next batch, which fails and pauses the sink again.
-    assert sink.batches[2] == sink.batches[0] and sink.batches[3][0] == "x:10" and len(sink.batches) == 4
+    # The third attempt of the first batch reaches max_attempts = 3: dead-lettered. A batch the sink
+    # answered none of ends the pass (the sink is in trouble); the next pass goes on to the next batch.
+    assert sink.batches[2] == sink.batches[0] and len(sink.batches) == 3
     assert states(store)["dead"] == 10
+    d.deliver_due()
+    assert sink.batches[3][0] == "x:10" and len(sink.batches) == 4
 
 
 def test_retry_after_from_the_server_is_a_floor(store):
@@ -132,3 +134,126 @@ def test_backoff_is_capped_and_jittered():
     assert backoff_delay(4, 2, 900, rng=lambda: 1.0) == 16
     assert backoff_delay(30, 2, 900, rng=lambda: 1.0) == 900
     assert backoff_delay(4, 2, 900, rng=lambda: 0.0) == 8
+
+
+# --- the circuit breaker ---
+
+def failing_then(clock, ok_after):
+    """A sink that fails every batch (503) until the clock passes ``ok_after``."""
+    def answer(records):
+        if clock.now < ok_after:
+            return [Delivery.retry(r.id, "503 Service Unavailable") for r in records]
+        return [Delivery.delivered(r.id) for r in records]
+    return answer
+
+
+def test_the_circuit_opens_after_consecutive_failed_batches_then_probes_and_closes(store):
+    clock = Clock()
+    sink = ScriptedSink(failing_then(clock, ok_after=T0 + 100))
+    d = deliverer(store, sink, clock, backoff_initial=1.0, backoff_max=1.0, breaker_threshold=3, breaker_cooldown=30)
+    for step in range(3):
+        clock.now = T0 + step * 1.0
+        d.deliver_due()
+    assert len(sink.batches) == 3
+    state = store.sink_states()["scripted"]
+    assert state["breaker"] == "open" and state["failures"] == 3 and state["open_until"] == T0 + 2 + 30
+    clock.now = T0 + 31.9  # every row is due again, but the circuit is open: nothing is sent
+    d.deliver_due()
+    assert len(sink.batches) == 3
+    clock.now = T0 + 32
+    d.deliver_due()  # the probe: ONE record, which fails; the circuit opens for another cool-down
+    assert len(sink.batches[3]) == 1 and store.sink_states()["scripted"]["breaker"] == "open"
+    probe = store.dead_letter(1)
+    assert probe["attempts"] == 3 and probe["state"] == "retry"  # a failed probe costs the record no attempt
+    clock.now = T0 + 61.9
+    d.deliver_due()
+    assert len(sink.batches) == 4
+    clock.now = T0 + 62
+    d.deliver_due()  # the second probe fails too
+    assert sink.batches[4] == ["x:0"] and store.dead_letter(1)["attempts"] == 3
+    clock.now = T0 + 100
+    d.deliver_due()  # the third probe succeeds, the circuit closes and everything flows in full batches
+    assert [len(b) for b in sink.batches[5:]] == [1, 10, 10, 4]
+    assert store.sink_states()["scripted"]["breaker"] == "closed" and states(store)["delivered"] == 25
+
+
+def test_an_open_circuit_survives_a_restart(store, tmp_path):
+    clock = Clock()
+    sink = ScriptedSink(failing_then(clock, ok_after=T0 + 1000))
+    d = deliverer(store, sink, clock, backoff_initial=0.1, backoff_max=0.1, breaker_threshold=2, breaker_cooldown=600)
+    d.deliver_due()
+    clock.now += 1
+    d.deliver_due()
+    assert len(sink.batches) == 2
+    # A new process: a new store connection and a new Deliverer with no memory of the failures.
+    again = Store(store.url)
+    restarted = deliverer(again, sink, clock, breaker_threshold=2, breaker_cooldown=600)
+    clock.now += 60
+    restarted.deliver_due()
+    assert len(sink.batches) == 2
+    again.close()
+
+
+def test_a_retry_after_is_honoured_exactly_and_costs_no_attempt(store):
+    clock = Clock()
+    sink = ScriptedSink(lambda rs: [Delivery.retry(r.id, "429", retry_after=2) for r in rs])
+    d = deliverer(store, sink, clock, backoff_initial=60.0, max_attempts=2, breaker_threshold=1)
+    for _ in range(5):
+        d.deliver_due()
+        clock.now += 2
+    assert len(sink.batches) == 5  # exactly every 2 s, not the 60 s backoff; never dead after 2 attempts
+    assert states(store)["dead"] == 0 and store.sink_states()["scripted"]["breaker"] == "closed"
+    assert store.dead_letter(1)["attempts"] == 0
+
+
+def test_only_one_of_several_loops_takes_the_half_open_probe(store_url):
+    from socialcrm.core.circuit import CircuitBreaker
+    setup = Store(store_url)
+    setup.change_sink_state("crm", lambda row: {"breaker": "open", "failures": 5, "open_until": T0}, now=T0)
+    admitted = []
+
+    def loop():
+        mine = Store(store_url)
+        breaker = CircuitBreaker(mine, "crm", 5, 60, 30, clock=lambda: T0 + 1)
+        breaker.refresh(mine.sink_states()["crm"])
+        admitted.append(breaker.admit())
+        mine.close()
+
+    import threading
+    threads = [threading.Thread(target=loop) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert admitted.count("half_open") == 1 and admitted.count(None) == 5
+    assert setup.sink_states()["crm"]["probe_until"] == T0 + 1 + 30
+    setup.close()
+
+
+# --- the daily call budget ---
+
+def test_a_nearly_spent_budget_lets_only_p1_records_through_until_the_next_utc_day(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'budget.db'}")
+    clock = Clock()  # T0 is 2027-01-15 08:00 UTC
+
+    def save(ids, priority):
+        records = [Record(id=f"x:{i}", network="x", content="c", priority=priority, route=["scripted"],
+                          created_at=datetime(2026, 10, 1, tzinfo=timezone.utc)) for i in ids]
+        with store.begin() as conn:
+            store.save_page(conn, "src", None, [], records, {}, now=clock.now)
+
+    save(range(20), "P3")
+    sink = ScriptedSink(lambda rs: [Delivery.delivered(r.id) for r in rs])
+    cfg = SinkConfig("scripted", "scripted", {}, max_batch=1, daily_call_budget=10, reserve_for_p1=0.3)
+    d = Deliverer(store, {"scripted": (sink, cfg)}, clock=clock, rng=lambda: 1.0)
+    d.deliver_due()
+    assert len(sink.batches) == 7  # 3 of the 10 calls are kept for P1
+    save(range(100, 105), "P1")
+    d.deliver_due()
+    assert [b[0] for b in sink.batches[7:]] == ["x:100", "x:101", "x:102"]  # then the budget is spent
+    d.deliver_due()
+    assert len(sink.batches) == 10 and store.calls_on("2027-01-15") == {"scripted": 10}
+    clock.now = 1_800_000_000.0 + 16 * 3600  # 00:00 UTC the next day
+    d.deliver_due()
+    assert len(sink.batches) == 17 and sink.batches[10] == ["x:103"]
+    store.close()

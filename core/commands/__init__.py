@@ -11,7 +11,13 @@ from importlib import import_module
 import click
 
 MODULES: list[str] = [
-    # "socialcrm.core.commands.dlq",
+    "socialcrm.core.commands.plugin",
+    "socialcrm.core.commands.dlq",
+    "socialcrm.core.commands.status",
+    "socialcrm.core.commands.serve",
+    "socialcrm.core.commands.erase",
+    "socialcrm.core.commands.sources",
+    "socialcrm.core.commands.sinks",
 ]
 
 
