@@ -114,6 +114,8 @@ class LearningSchema(_Strict):
     terms = fields.Dict(keys=fields.String(validate=validate.OneOf(TERM_KINDS)), load_default=dict)
     high_influence = fields.Integer(load_default=70, validate=validate.Range(min=0, max=100))
     model = fields.String(load_default=None, allow_none=True)
+    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), load_default=None,
+                            allow_none=True)
 
 
 API_SCOPES = ("read", "write", "admin")
@@ -222,7 +224,10 @@ class LearningConfig:
     terms: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     default_terms: bool = True
     high_influence: int = 70
+    #: "default" (the bundled text model; also when unset), "none", or a path to a customer's model.
     model: str | None = None
+    #: ISO 639-1 codes the brand hears: language detection only chooses among these when set.
+    languages: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -423,8 +428,8 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         sources=source_configs,
         sinks=sink_configs,
         routes=routes,
-        learning=LearningConfig(terms, learning["default_terms"],
-                                learning["high_influence"], learning["model"]),
+        learning=LearningConfig(terms, learning["default_terms"], learning["high_influence"], learning["model"],
+                                tuple(learning["languages"]) if learning["languages"] else None),
         secrets=frozenset(s for s in secrets if s),
         api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["do_not_engage"], api["hash_salt"],
                       api["public_docs"], api["host"], api["port"]),

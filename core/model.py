@@ -134,6 +134,7 @@ class Record:
     fraud: bool = False
     reposts: int = 0
     engagement: Engagement = field(default_factory=Engagement)
+    confidence: float = 0.5  # how sure learning is of type and sentiment, 0-1
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -149,7 +150,7 @@ class Record:
             "sentiment": {"label": s.label, "score": s.score}, "action": self.action,
             "influence": {"score": i.score, "tier": i.tier}, "priority": self.priority, "mode": self.mode,
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
-            "reposts": self.reposts,
+            "reposts": self.reposts, "confidence": self.confidence,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 

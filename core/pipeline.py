@@ -12,16 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .capture import capture
+from .capture import capture, fingerprint
 from .donotengage import hold_back
 from .config import Config
 from .connector import Sink, Source
 from .delivery import Deliverer, DeliveryStats
 from .errors import AuthError, PluginError, RetriableError
-from .learning.classifier import Classifier
+from .learn import Learner
 from .model import Page
 from .plugins import PluginManager
-from .routing import route_records
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,7 @@ class Pipeline:
             if kc.enabled:
                 sinks[kc.instance] = (sink_classes[kc.plugin].cls(kc.options, config.context(kc.instance)), kc)
         self.deliverer = Deliverer(self.store, sinks)
-        self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
-                                     config.learning.high_influence)
+        self.learner = Learner(config, plugins, set(self.deliverer.sinks))
         self.stop_event = threading.Event()
         self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
 
@@ -139,9 +137,9 @@ class Pipeline:
             seen_mentions, seen_records = self.store.known(
                 conn, [m.id for m in page.mentions], [m.canonical_id for m in page.mentions])
             captured = capture(page.mentions, seen_mentions, seen_records, self.config.brand)
-            records = self.classifier.learn(captured.to_learn)
-            self.plugins.learn_records(records, captured.to_learn, self.config.brand)
-            route_records(records, self.config.routes, set(self.deliverer.sinks))
+            repeats = self.store.count_repeats(conn, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
+                                                      for m in captured.to_learn])
+            records = self.learner.learn(captured.to_learn, repeats)
             hold_back(self.store, conn, records, self.config.api)
             queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
                                           captured.reposts)
