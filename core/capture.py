@@ -4,6 +4,8 @@ This stage is a plain function over a batch, so it runs the same in-process and 
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -57,3 +59,31 @@ def capture(mentions: Sequence[Mention], seen_mentions: set[str], seen_records: 
         learned.add(key)
         out.to_learn.append(mention)
     return out
+
+
+_NOT_WORDS = re.compile(r"https?://\S+|www\.\S+|[@#]\w+|\d+|[^\w\s]|_")
+
+
+def fingerprint(text: str) -> str | None:
+    """A fingerprint shared by near-identical posts: the words left once links, handles, hashtags,
+    numbers, punctuation and emoji are taken out. None for posts too short to tell (under 5 words)."""
+    words = _NOT_WORDS.sub(" ", text.lower()).split()
+    if len(words) < 5:
+        return None
+    return hashlib.sha1(" ".join(words).encode("utf-8")).hexdigest()[:32]
+
+
+def count_repeats(prints: Sequence[tuple[str | None, str]], known: dict[str, tuple[int, list[str]]]) -> list[int]:
+    """For each (fingerprint, author) in order: how many near-identical posts by OTHER accounts came
+    before it. ``known`` (fingerprint -> (posts, up to 20 authors)) is read and updated in place."""
+    repeats = []
+    for fp, author in prints:
+        if not fp:
+            repeats.append(0)
+            continue
+        posts, authors = known.get(fp, (0, []))
+        repeats.append(sum(1 for a in authors if a != author))
+        if author not in authors and len(authors) < 20:
+            authors = [*authors, author]
+        known[fp] = (posts + 1, authors)
+    return repeats

@@ -21,6 +21,7 @@ from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, MetaDa
                         select, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from .capture import count_repeats
 from .model import Mention, Record, isoformat, utc
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,15 @@ sink_calls = Table(
 )
 
 # Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
+# Near-identical posts: how many were seen per text fingerprint, and by how many accounts.
+fingerprints = Table(
+    "fingerprints", metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("posts", Integer, nullable=False),
+    Column("authors", Text, nullable=False),  # JSON list of up to 20 author keys
+    Column("last_at", Float, nullable=False),
+)
+
 do_not_engage = Table(
     "do_not_engage", metadata,
     Column("author_key", String(64), primary_key=True),
@@ -284,6 +294,30 @@ class Store:
             if not done:
                 conn.execute(insert(cursors).values(source=source, cursor=json.dumps(None), updated_at=now,
                                                     last_poll_at=now, last_error=error))
+
+    def count_repeats(self, conn: Connection, prints: Sequence[tuple[str | None, str]],
+                      now: float | None = None) -> list[int]:
+        """For each (fingerprint, author) of a page, in order: how many near-identical posts by OTHER
+        accounts came before it (earlier pages and earlier in this page). Records the page's posts."""
+        now = time.time() if now is None else now
+        wanted = sorted({fp for fp, _ in prints if fp})
+        known: dict[str, tuple[int, list[str]]] = {}
+        for chunk in _chunks(wanted, 500):
+            for fp, posts, authors in conn.execute(select(fingerprints.c.fingerprint, fingerprints.c.posts,
+                                                          fingerprints.c.authors)
+                                                   .where(fingerprints.c.fingerprint.in_(chunk))):
+                known[fp] = (posts, json.loads(authors))
+        fresh = set(wanted) - set(known)
+        repeats = count_repeats(prints, known)
+        rows = [{"fp": fp, "posts": posts, "authors": json.dumps(authors), "at": now} for fp, (posts, authors) in known.items()]
+        if fresh:
+            conn.execute(insert(fingerprints), [{"fingerprint": r["fp"], "posts": r["posts"], "authors": r["authors"],
+                                                 "last_at": r["at"]} for r in rows if r["fp"] in fresh])
+        if len(fresh) < len(rows):
+            conn.execute(update(fingerprints).where(fingerprints.c.fingerprint == bindparam("fp"))
+                         .values(posts=bindparam("posts"), authors=bindparam("authors"), last_at=bindparam("at")),
+                         [r for r in rows if r["fp"] not in fresh])
+        return repeats
 
     # --- engage: the outbox ---
 

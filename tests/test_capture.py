@@ -41,3 +41,32 @@ def test_the_brands_own_posts_and_empty_posts_are_not_learned(mention_json):
     own = mention_json("1", "We're on it!", author={"handle": "BrightwaveHelp"})
     out = capture(mentions(own, mention_json("2", "   ")), set(), set(), BRAND)
     assert out.to_learn == [] and out.own_posts == 1 and out.empty == 1
+
+
+def test_near_identical_posts_share_a_fingerprint_and_are_counted_per_other_account():
+    from socialcrm.core.capture import count_repeats, fingerprint
+    a = fingerprint("WIN a FREE iPhone 17!!! Brightwave giveaway, click https://x.co/abc @friend #win")
+    b = fingerprint("win a free iphone 16 brightwave giveaway click https://spam.example/z")
+    assert a == b and fingerprint("too short to tell") is None
+    known = {}
+    assert count_repeats([(a, "u1"), (a, "u1"), (a, "u2"), (None, "u3")], known) == [0, 0, 1, 0]
+    assert count_repeats([(a, "u3")], known) == [2]  # state carries over between pages
+
+
+def test_a_wave_of_copies_is_spam_across_runs(config, plugins, tmp_path, mention_json, write_mentions):
+    from socialcrm.core.pipeline import Pipeline
+    text = "Brightwave customers: claim your reward today at {} before it expires, only a few left"
+    write_mentions(tmp_path / "mentions.jsonl", [mention_json(str(i), text.format(f"https://r{i}.example"),
+                                                              author={"id": f"a{i}", "handle": f"acct{i}"})
+                                                 for i in range(2)])
+    first = Pipeline(config, plugins)
+    first.run_once()
+    first.close()
+    write_mentions(tmp_path / "mentions.jsonl", [mention_json("9", text.format("https://r9.example"),
+                                                              author={"id": "a9", "handle": "acct9"})], mode="a")
+    second = Pipeline(config, plugins)
+    second.run_once()
+    record = second.store.get_record("x:9")
+    assert record.type == "spam" and record.route == []
+    assert any("near-identical to 2 posts by other accounts" in r for r in record.reasons)
+    second.close()
