@@ -13,9 +13,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.donotengage import hold_back
-from socialcrm.core.model import Record
-from socialcrm.core.routing import route_record
+from socialcrm.core.feedback import correct_record
 
 from .auth import caller, needs
 from .errors import abort
@@ -101,33 +99,9 @@ def give_feedback(data: dict[str, Any], record_id: str):
         known = ", ".join(sorted(sinks)) or "none enabled"
         abort(422, f"route: no enabled sink named {', '.join(map(repr, unknown))} (sinks: {known})",
               {"route": [f"no enabled sink named {s!r}" for s in unknown]})
-    who = caller()
-
-    def change(record: Record, conn) -> dict[str, tuple[Any, Any]]:
-        changes: dict[str, tuple[Any, Any]] = {}
-        if "type" in data and data["type"] != record.type:
-            changes["type"] = (record.type, data["type"])
-            record.type = data["type"]
-        if "sentiment" in data and data["sentiment"] != record.sentiment.label:
-            changes["sentiment"] = (record.sentiment.label, data["sentiment"])
-            record.sentiment.label = data["sentiment"]
-        if changes:
-            said = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
-            record.reasons.append(f"corrected by {who}: {said}")
-        old_route = list(record.route)
-        if "route" in data:
-            record.route = list(dict.fromkeys(data["route"]))
-            record.reasons.append(f"route set by {who}: {', '.join(record.route) or 'no sink'}")
-        elif data["reroute"]:
-            record.team = None
-            route_record(record, st.config.routes, sinks)
-        if "route" in data or data["reroute"]:
-            hold_back(st.store, conn, [record], st.config.api)
-            if record.route != old_route:
-                changes["route"] = (old_route, record.route)
-        return changes
-
-    result = st.store.apply_feedback(record_id, who, change, note=data.get("note"), now=st.clock())
+    result = correct_record(st.store, st.config, sinks, record_id, caller(), type_=data.get("type"),
+                            sentiment=data.get("sentiment"), route=data.get("route"), reroute=data["reroute"],
+                            note=data.get("note"), now=st.clock())
     if result is None:
         abort(404, f"no record {record_id!r}", {"record_id": ["no such record"]})
     return {**result, "changes": {k: list(v) for k, v in result["changes"].items()}}

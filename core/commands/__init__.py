@@ -13,6 +13,7 @@ import click
 MODULES: list[str] = [
     "socialcrm.core.commands.plugin",
     "socialcrm.core.commands.dlq",
+    "socialcrm.core.commands.learning",
     "socialcrm.core.commands.status",
     "socialcrm.core.commands.serve",
     "socialcrm.core.commands.erase",

@@ -1,0 +1,87 @@
+"""socialcrm classify, evaluate, train and feedback: the learning step on the command line."""
+import json
+
+from click.testing import CliRunner
+
+from socialcrm.core.cli import main
+from socialcrm.core.store import Store
+
+LINES = [
+    {"id": "a1", "text": "@BrightwaveHelp my internet is down again, third outage this week"},
+    {"id": "a2", "text": "Please add dark mode to the Brightwave app, it would be so much better at night",
+     "author": {"handle": "nightowl", "followers": 120000}, "likes": 40},
+    "{broken json",
+    {"text": "no id here"},
+    {"id": 7, "text": "thank you so much, the engineer was brilliant!", "lang": "en"},
+]
+
+
+def as_input(lines):
+    return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+
+
+def test_classify_writes_one_object_per_good_line_in_order_and_names_bad_lines():
+    result = CliRunner().invoke(main, ["classify"], input=as_input(LINES))
+    assert result.exit_code == 1
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["id"] for o in out] == ["a1", "a2", "7"]
+    assert out[0]["type"] == "case" and out[0]["sentiment"]["label"] == "negative"
+    assert out[1]["type"] == "rfe" and out[1]["action"] == "log_request" and out[1]["influence"] > 50
+    assert out[2]["type"] == "rave" and out[2]["sentiment"]["label"] == "positive"
+    for o in out:
+        assert -1 <= o["sentiment"]["score"] <= 1 and o["priority"] in ("P1", "P2", "P3", "P4") and o["reasons"]
+    assert "error: line 3: not JSON" in result.stderr
+    assert "error: line 4: id: Missing data for required field." in result.stderr
+
+
+def test_classify_reads_and_writes_files_and_applies_a_config(tmp_path, write_config):
+    (tmp_path / "in.jsonl").write_text(as_input([LINES[0]]))
+    config = write_config()
+    result = CliRunner().invoke(main, ["classify", "--input", str(tmp_path / "in.jsonl"), "--output",
+                                       str(tmp_path / "out.jsonl"), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert record["mode"] == "reactive" and record["route"] == ["desk"] and record["team"] == "care"
+
+
+def test_evaluate_prints_the_datasets_metrics_and_a_confusion_matrix(tmp_path):
+    rows = [{"id": "1", "text": "I love it, thank you!", "sentiment": "positive"},
+            {"id": "2", "text": "worst service ever, furious", "sentiment": "negative"},
+            {"id": "3", "text": "the store opens at nine", "sentiment": "neutral"},
+            {"id": "4", "text": "@Brightwave my bill is wrong again and nobody answers", "complaint": True},
+            {"id": "5", "text": "please add an option to export my data", "suggestion": True},
+            {"id": "6", "text": "what a lovely day", "suggestion": False}]
+    (tmp_path / "labelled.jsonl").write_text(as_input(rows))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "labelled.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["tasks"]) == {"sentiment", "complaint", "suggestion"}
+    assert report["tasks"]["sentiment"]["metrics"]["macro_recall"] == 1.0
+    assert report["tasks"]["complaint"]["confusion"] == [[0, 0], [0, 1]]
+    assert report["tasks"]["suggestion"]["metrics"]["f1"] == 1.0
+    table = CliRunner().invoke(main, ["evaluate", str(tmp_path / "labelled.jsonl")])
+    assert "macro_recall 1.0000" in table.output and "gold \\ predicted" in table.output
+
+
+def test_feedback_is_stored_and_train_folds_it_into_a_customer_model(tmp_path, write_config, mention_json,
+                                                                   write_mentions):
+    config = write_config()
+    write_mentions(tmp_path / "mentions.jsonl", [mention_json("1", "the wifi is a bit slow tonight"),
+                                                 mention_json("2", "love the new app")])
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", "--once", "--config", str(config)]).exit_code == 0
+    result = runner.invoke(main, ["feedback", "x:1", "--type", "case", "--sentiment", "negative", "--who", "ana",
+                                  "--reroute", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "type" in result.output and "sentiment" in result.output
+    store = Store(f"sqlite:///{tmp_path / 'socialcrm.db'}")
+    record = store.get_record("x:1")
+    assert record.type == "case" and record.route == ["desk"]
+    assert any(r.startswith("corrected by ana") for r in record.reasons)
+    store.close()
+    trained = runner.invoke(main, ["train", "--config", str(config), "--output", str(tmp_path / "model")])
+    assert trained.exit_code == 0, trained.output
+    assert "fine-tuned the default model on 1 labelled examples" in trained.output
+    assert (tmp_path / "model" / "textmodel.npz").exists()
+    missing = runner.invoke(main, ["feedback", "x:404", "--type", "case", "--who", "ana", "--config", str(config)])
+    assert missing.exit_code != 0 and "no record 'x:404'" in missing.output
