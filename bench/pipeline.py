@@ -83,6 +83,21 @@ def run_workflow(folder: Path) -> tuple[float, dict]:
     return seconds, counts
 
 
+def bare_classification(folder: Path) -> float:
+    """Seconds for the learning step alone (no store, no sinks) over the same mentions, in pages."""
+    from socialcrm.core.learn import Learner
+    from socialcrm.core.model import mention_from_json
+    plugins = default_manager()
+    config = load_config(folder / "socialcrm.toml", plugins)
+    learner = Learner(config, plugins, {s.instance for s in config.sinks})
+    mentions = [mention_from_json(json.loads(line)) for line in (folder / "mentions.jsonl").open(encoding="utf-8")]
+    learner.learn(mentions[:100])  # warm-up, as the workflow's first page warms the same caches
+    start = time.perf_counter()
+    for i in range(0, len(mentions), 500):
+        learner.learn(mentions[i:i + 500])
+    return time.perf_counter() - start
+
+
 def bare_vader(texts: list[str]) -> float:
     scorer = analyzer()
     start = time.perf_counter()
@@ -116,6 +131,7 @@ def main() -> None:
         texts = make_input(Path(tmp), args.mentions)
         vader_s = bare_vader(texts)
         workflow_s, counts = run_workflow(Path(tmp))
+        classify_s = bare_classification(Path(tmp))
     small, large = args.mentions // 4, args.mentions
     rss_small, rss_large = peak_rss_mb(small), peak_rss_mb(large)
     figures = {
@@ -125,6 +141,8 @@ def main() -> None:
         "mentions_per_s": round(args.mentions / workflow_s, 1),
         "vader_per_s": round(len(texts) / vader_s, 1),
         "ratio": round((args.mentions / workflow_s) / (len(texts) / vader_s), 3),
+        "classification_per_s": round(args.mentions / classify_s, 1),
+        "ratio_to_classification": round(classify_s / workflow_s, 3),
         "peak_rss_mb": {str(small): round(rss_small, 1), str(large): round(rss_large, 1)},
         "memory_growth_4x_input": round(rss_large / rss_small, 3),
         "cpu": os.cpu_count(),
@@ -134,6 +152,8 @@ def main() -> None:
               f"{counts['delivered']:,} deliveries)")
         print(f"bare VADER: {figures['vader_per_s']:,.0f} texts/s")
         print(f"ratio workflow / VADER: {figures['ratio']} (target >= 0.5)")
+        print(f"bare classification (learning step only): {figures['classification_per_s']:,.0f} mentions/s; "
+              f"workflow / classification: {figures['ratio_to_classification']} (target >= 0.5)")
         print(f"peak RSS: {rss_small:.1f} MB at {small:,} mentions, {rss_large:.1f} MB at {large:,} "
               f"(x{figures['memory_growth_4x_input']} for 4x the input)")
     print(json.dumps(figures))

@@ -1,0 +1,76 @@
+"""Benchmark: texts per second for the default learning step beside bare VADER, in one run.
+
+Three loops over the same texts, on one core: bare VADER (``polarity_scores``), the default model
+alone (``TextModel.score``, VADER included, as it uses VADER's scores as features), and the whole
+learning step the pipeline runs (``Learner.learn``: VADER, the model, the content library, influence,
+mode, priority, routing and reasons). The texts are TweetEval's validation tweets when the shared
+datasets are beside the repository, else the bundled sample mentions cycled.
+
+    python bench/classify.py [--texts N] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from socialcrm.core.brand import Brand
+from socialcrm.core.config import Config, LearningConfig
+from socialcrm.core.demo import samples_dir
+from socialcrm.core.learn import Learner
+from socialcrm.core.learning.sentiment import analyzer
+from socialcrm.core.learning.textmodel import TextModel
+from socialcrm.core.model import mention_from_json
+from socialcrm.core.plugins import default_manager
+
+SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def load_texts(n: int) -> tuple[list[str], str]:
+    tweets = SHARED / "datasets" / "tweeteval_sentiment" / "val.jsonl"
+    if tweets.exists():
+        base, origin = [json.loads(line)["text"] for line in tweets.open(encoding="utf-8")], "TweetEval validation"
+    else:
+        base = [json.loads(line)["text"] for line in (samples_dir() / "mentions.jsonl").open(encoding="utf-8")]
+        origin = "bundled samples"
+    return [base[i % len(base)] for i in range(n)], origin
+
+
+def timed(func, *args) -> float:
+    start = time.perf_counter()
+    func(*args)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=20_000)
+    parser.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
+    args = parser.parse_args()
+    texts, origin = load_texts(args.texts)
+    scorer, model = analyzer(), TextModel.default()
+    config = Config(path=Path("socialcrm.toml"), brand=Brand(name=""), store_url="sqlite://", max_pending=1,
+                    sources=[], sinks=[], routes=[], learning=LearningConfig())
+    learner = Learner(config, default_manager(), set(), model=model)
+    mentions = [mention_from_json({"network": "bench", "id": str(i), "text": t, "lang": "en",
+                                   "created_at": "2026-11-01T00:00:00Z"}) for i, t in enumerate(texts)]
+    model.score(texts[:100])  # warm-up: lazy token rows, caches
+    vader_s = timed(lambda: [scorer.polarity_scores(t) for t in texts])
+    model_s = timed(lambda: [model.score(texts[i:i + 500]) for i in range(0, len(texts), 500)])
+    learn_s = timed(lambda: [learner.learn(mentions[i:i + 500]) for i in range(0, len(mentions), 500)])
+    n = len(texts)
+    figures = {"texts": n, "origin": origin, "vader_per_s": round(n / vader_s, 1),
+               "model_per_s": round(n / model_s, 1), "texts_per_s": round(n / learn_s, 1),
+               "texts_per_s_over_vader": round(vader_s / learn_s, 3)}
+    if not args.json:
+        print(f"{n:,} texts ({origin}), one core")
+        print(f"bare VADER:                  {figures['vader_per_s']:>10,.0f} texts/s")
+        print(f"default model (with VADER):  {figures['model_per_s']:>10,.0f} texts/s")
+        print(f"whole learning step:         {figures['texts_per_s']:>10,.0f} texts/s (target >= 5,000)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

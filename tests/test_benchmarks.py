@@ -1,0 +1,46 @@
+"""Every benchmark runs, takes --json, and ends with one JSON object of its figures (small sizes here:
+the figures themselves are recorded in BENCHMARKS.md, never asserted as timings)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SOCIALCRM_SHARED", ROOT.parent / "shared"))
+
+
+def run(script, *args):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--json"], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_pipeline_benchmark():
+    figures = run("pipeline.py", "--mentions", "400")
+    assert figures["mentions"] == 400 and figures["records"] > 300
+    assert {"mentions_per_s", "vader_per_s", "ratio", "memory_growth_4x_input"} <= set(figures)
+
+
+def test_classify_benchmark():
+    figures = run("classify.py", "--texts", "300")
+    assert figures["texts"] == 300 and figures["texts_per_s"] > 0 and figures["vader_per_s"] > 0
+
+
+def test_sinks_benchmark():
+    figures = run("sinks.py", "--records", "200")
+    assert figures["salesforce_calls_per_1000"] > 0 and figures["zendesk_calls_per_1000"] > 0
+
+
+def test_learning_benchmark():
+    if not (SHARED / "datasets").is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the shared datasets are missing at {SHARED / 'datasets'}")
+        pytest.skip("needs ../shared/datasets (the labelled public data)")
+    table = run("learning.py")["learning_quality"]
+    assert {row["dataset"] for row in table} == {"tweeteval_sentiment", "airline_sentiment", "complaints",
+                                                 "semeval2019_task9_suggestions"}
+    for row in table:
+        assert row["model"] > row["lexicon"]  # the model must beat the lexicon baseline everywhere
