@@ -1,11 +1,10 @@
 """Plugin discovery: entry points, allow and block lists, clashing names, contract breaches."""
 import sys
-import textwrap
 import types
 
 import pytest
 
-from socialcrm import Sink, Source, hookimpl
+from socialcrm import Source, hookimpl
 from socialcrm.core.errors import PluginError
 from socialcrm.core.plugins import PluginManager
 
