@@ -5,22 +5,17 @@ import responses
 
 from socialcrm.core.errors import AuthError, FatalError, RetriableError
 from socialcrm.core.http import MASTODON_STYLE, REDDIT_STYLE, X_STYLE, HttpClient, parse_retry_after, safe_url
+from socialcrm.testing.fakes import FakeClock
 
 URL = "https://api.example.com/2/items"
 T0 = 1_800_000_000.0
 
 
-class Clock:
+class Clock(FakeClock):
+    """The kit's fake clock, started at this module's T0."""
+
     def __init__(self):
-        self.now = T0
-        self.waits = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
+        super().__init__(T0)
 
 
 def client(clock, **kwargs):

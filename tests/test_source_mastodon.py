@@ -22,6 +22,7 @@ from socialcrm.core.pipeline import Pipeline
 from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.mastodon import MastodonSource, MastodonSourceConfig, html_to_text
 from socialcrm.testing import SourceContract
+from socialcrm.testing.fakes import FakeClock
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mastodon"
 BASE = "https://mastodon.social"
@@ -38,17 +39,11 @@ def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
 
 
-class Clock:
+class Clock(FakeClock):
+    """The kit's fake clock, started at this module's T0."""
+
     def __init__(self):
-        self.now = T0
-        self.waits = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
+        super().__init__(T0)
 
 
 # --- builders: the documented Status with ids, times and Link headers varied ---

@@ -21,6 +21,7 @@ from socialcrm.core.pipeline import Pipeline
 from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.reddit import RedditSource, RedditSourceConfig
 from socialcrm.testing import SourceContract
+from socialcrm.testing.fakes import FakeClock
 
 PAYLOADS = Path(__file__).parent / "payloads" / "reddit"
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"
@@ -35,17 +36,11 @@ def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
 
 
-class Clock:
+class Clock(FakeClock):
+    """The kit's fake clock, started at this module's T0."""
+
     def __init__(self):
-        self.now = T0
-        self.waits = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
+        super().__init__(T0)
 
 
 # --- builders: the documented Listing and Things with ids and times varied ---

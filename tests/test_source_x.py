@@ -20,6 +20,7 @@ from socialcrm.core.pipeline import Pipeline
 from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.x import XSource, XSourceConfig, default_query
 from socialcrm.testing import SourceContract
+from socialcrm.testing.fakes import FakeClock
 
 PAYLOADS = Path(__file__).parent / "payloads" / "x"
 API = "https://api.x.com"
@@ -35,17 +36,11 @@ def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
 
 
-class Clock:
+class Clock(FakeClock):
+    """The kit's fake clock, started at this module's T0."""
+
     def __init__(self):
-        self.now = T0
-        self.waits = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
+        super().__init__(T0)
 
 
 # --- builders: the documented payloads with ids, times and cursors varied ---
