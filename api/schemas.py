@@ -268,8 +268,8 @@ class DeadLetterQuerySchema(Strict):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
-class DeadLetterSchema(Schema):
-    """An outbox row a sink refused for good (or gave up on), with the reason."""
+class _OutboxRowSchema(Schema):
+    """What every outbox row shows: which record, to which sink, how urgent, how often tried."""
 
     id = fields.Integer(required=True)
     sink = fields.String(required=True)
@@ -277,6 +277,11 @@ class DeadLetterSchema(Schema):
     type = fields.String(required=True)
     priority = fields.String(required=True)
     attempts = fields.Integer(required=True)
+
+
+class DeadLetterSchema(_OutboxRowSchema):
+    """An outbox row a sink refused for good (or gave up on), with the reason."""
+
     error = fields.String(allow_none=True, required=True)
     queued_at = Timestamp(required=True)
     dead_at = Timestamp(required=True)
@@ -291,16 +296,10 @@ class AuditEntrySchema(Schema):
     detail = fields.Raw(allow_none=True, required=True)
 
 
-class DeadLetterDetailSchema(Schema):
+class DeadLetterDetailSchema(_OutboxRowSchema):
     """One outbox row with its record and replay history."""
 
-    id = fields.Integer(required=True)
-    sink = fields.String(required=True)
-    record_id = fields.String(required=True)
-    type = fields.String(required=True)
-    priority = fields.String(required=True)
     state = fields.String(required=True)
-    attempts = fields.Integer(required=True)
     external_id = fields.String(allow_none=True, required=True)
     last_error = fields.String(allow_none=True, required=True)
     next_attempt_at = Timestamp(required=True)

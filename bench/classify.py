@@ -16,8 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import Config, LearningConfig
+from socialcrm.core.config import Config
 from socialcrm.core.demo import samples_dir
 from socialcrm.core.learn import Learner
 from socialcrm.core.learning.sentiment import analyzer
@@ -51,8 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     texts, origin = load_texts(args.texts)
     scorer, model = analyzer(), TextModel.default()
-    config = Config(path=Path("socialcrm.toml"), brand=Brand(name=""), store_url="sqlite://", max_pending=1,
-                    sources=[], sinks=[], routes=[], learning=LearningConfig())
+    config = Config.brand_agnostic()
     learner = Learner(config, default_manager(), set(), model=model)
     mentions = [mention_from_json({"network": "bench", "id": str(i), "text": t, "lang": "en",
                                    "created_at": "2026-11-01T00:00:00Z"}) for i, t in enumerate(texts)]

@@ -18,9 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-from socialcrm.core.brand import Brand
 from socialcrm.core.commands.learning import mention_from_row
-from socialcrm.core.config import Config, LearningConfig
+from socialcrm.core.config import Config
 from socialcrm.core.evaluation import evaluate
 from socialcrm.core.learn import Learner
 from socialcrm.core.learning.textmodel import TextModel, holdout_fold
@@ -50,8 +49,7 @@ def _read(path: Path) -> list[dict]:
 
 
 def learner(model) -> Learner:
-    config = Config(path=Path("socialcrm.toml"), brand=Brand(name=""), store_url="sqlite://", max_pending=1,
-                    sources=[], sinks=[], routes=[], learning=LearningConfig())
+    config = Config.brand_agnostic()
     return Learner(config, default_manager(), set(), model=model)
 
 

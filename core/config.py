@@ -295,6 +295,13 @@ class Config:
         """The folder relative paths in the config are read from."""
         return self.path.parent
 
+    @classmethod
+    def brand_agnostic(cls) -> "Config":
+        """A config with no brand, sources, sinks or routes: the default learning step alone, as
+        ``socialcrm classify`` and the benchmarks use it when no config file is given."""
+        return cls(path=Path.cwd() / "socialcrm.toml", brand=Brand(name=""), store_url="sqlite://", max_pending=1,
+                   sources=[], sinks=[], routes=[], learning=LearningConfig())
+
     def context(self, instance: str) -> PluginContext:
         """The context a plugin instance is built with."""
         return PluginContext(instance=instance, brand=self.brand, base_dir=str(self.base_dir),

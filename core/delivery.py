@@ -233,8 +233,6 @@ def _judge(claimed: Sequence[Claimed], deliveries: Sequence[Delivery], outcomes:
     return FAILED
 
 
-
-
 def delivery_report(store: Store, sinks: Sequence[SinkConfig], max_pending: int,
                     now: float | None = None) -> dict[str, Any]:
     """Delivery health for ``socialcrm status`` (and the API): per sink the rows in each state, the

@@ -309,14 +309,15 @@ class Store:
                 known[fp] = (posts, json.loads(authors))
         fresh = set(wanted) - set(known)
         repeats = count_repeats(prints, known)
-        rows = [{"fp": fp, "posts": posts, "authors": json.dumps(authors), "at": now} for fp, (posts, authors) in known.items()]
-        if fresh:
-            conn.execute(insert(fingerprints), [{"fingerprint": r["fp"], "posts": r["posts"], "authors": r["authors"],
-                                                 "last_at": r["at"]} for r in rows if r["fp"] in fresh])
-        if len(fresh) < len(rows):
+        new = [{"fingerprint": fp, "posts": posts, "authors": json.dumps(authors), "last_at": now}
+               for fp, (posts, authors) in known.items() if fp in fresh]
+        seen = [{"fp": fp, "n": posts, "who": json.dumps(authors)}
+                for fp, (posts, authors) in known.items() if fp not in fresh]
+        if new:
+            conn.execute(insert(fingerprints), new)
+        if seen:
             conn.execute(update(fingerprints).where(fingerprints.c.fingerprint == bindparam("fp"))
-                         .values(posts=bindparam("posts"), authors=bindparam("authors"), last_at=bindparam("at")),
-                         [r for r in rows if r["fp"] not in fresh])
+                         .values(posts=bindparam("n"), authors=bindparam("who"), last_at=now), seen)
         return repeats
 
     # --- engage: the outbox ---

@@ -14,9 +14,8 @@ from typing import IO, Any, Iterator
 import click
 from marshmallow import ValidationError
 
-from ..brand import Brand
 from ..capture import count_repeats, fingerprint
-from ..config import Config, LearningConfig
+from ..config import Config
 from ..evaluation import TASKS, evaluate as evaluate_rows, task_of
 from ..learn import Learner
 from ..model import Mention, Record, describe_validation_error, mention_from_json
@@ -30,8 +29,7 @@ def _learner(ctx, config_path: str | None, model: str | None = None) -> tuple[Le
     if config_path:
         config = ctx.config(config_path)
     else:
-        config = Config(path=Path.cwd() / "socialcrm.toml", brand=Brand(name=""), store_url="sqlite://",
-                        max_pending=1, sources=[], sinks=[], routes=[], learning=LearningConfig())
+        config = Config.brand_agnostic()
     if model:
         config.learning.model = model
     return Learner(config, plugins, {s.instance for s in config.sinks if s.enabled}), config
