@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, and_, bindparam, case, create_engine, delete, event, func, insert, or_,
-                        select, update)
+                        UniqueConstraint, and_, bindparam, case, create_engine, delete, event, func, insert,
+                        literal_column, or_, select, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from .bulk import BulkWriter
 from .capture import count_repeats
 from .model import Mention, Record, isoformat, utc
 
@@ -97,7 +98,10 @@ outbox = Table(
 )
 # Claims walk a sink's open rows in priority order and stop at the batch size. The index is partial:
 # delivered and dead rows leave it, so it stays as small as the backlog however long the history grows.
-_OPEN = outbox.c.state.in_(("pending", "retry", "in_flight"))
+# Queries repeat the predicate with the states as literals, not bound parameters: neither SQLite nor a
+# generic PostgreSQL plan can prove a parameter matches the index's condition, and both would then
+# scan the whole outbox, history and all, on every claim.
+_OPEN = outbox.c.state.in_([literal_column("'pending'"), literal_column("'retry'"), literal_column("'in_flight'")])
 Index("ix_outbox_open", outbox.c.sink, outbox.c.priority, outbox.c.id, sqlite_where=_OPEN, postgresql_where=_OPEN)
 
 feedback = Table(
@@ -226,6 +230,7 @@ class Store:
         self.url = url
         self.engine = create_store_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.bulk = BulkWriter(self.engine.dialect)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -259,20 +264,12 @@ class Store:
                   error: str | None = None) -> int:
         """Write a page's mentions, records, outbox rows, repost counts and cursor; returns outbox rows."""
         now = time.time() if now is None else now
-        if new_mentions:
-            conn.execute(insert(mentions), [{
-                "id": m.id, "network": m.network, "source": m.source, "native_id": m.native_id,
-                "created_at": _naive_utc(m.created_at), "author_id": m.author.id,
-                "author_handle": m.author.handle, "text": m.text, "lang": m.lang, "repost_of": m.repost_of,
-                "raw": _raw_text(m.raw),
-                "captured_at": now} for m in new_mentions])
-        if new_records:
-            conn.execute(insert(records), [_record_row(r, now) for r in new_records])
-        rows = [{"record_id": r.id, "sink": sink, "priority": r.priority, "state": "pending", "attempts": 0,
-                 "next_attempt_at": now, "created_at": now, "updated_at": now}
-                for r in new_records for sink in r.route]
-        if rows:
-            conn.execute(insert(outbox), rows)
+        self.bulk.insert(conn, mentions, _MENTION_COLUMNS, [
+            (m.id, m.network, m.source, m.native_id, _naive_utc(m.created_at), m.author.id, m.author.handle, m.text,
+             m.lang, m.repost_of, _raw_text(m.raw), now) for m in new_mentions])
+        self.bulk.insert(conn, records, _RECORD_COLUMNS, [_record_row(r, now) for r in new_records])
+        rows = [(r.id, sink, r.priority, "pending", 0, now, now, now) for r in new_records for sink in r.route]
+        self.bulk.insert(conn, outbox, _OUTBOX_COLUMNS, rows)
         if reposts:
             conn.execute(update(records).where(records.c.id == bindparam("rid"))
                          .values(reposts=records.c.reposts + bindparam("n")),
@@ -326,7 +323,7 @@ class Store:
         """Outbox rows not yet delivered or dead (the backpressure measure)."""
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(outbox)
-                                .where(outbox.c.state.in_(OPEN_STATES))).scalar_one()
+                                .where(_OPEN)).scalar_one()
 
     def claim(self, sink: str, limit: int, lease_seconds: float, now: float | None = None,
               priorities: Sequence[str] | None = None) -> tuple[str, list[Claimed]]:
@@ -336,7 +333,7 @@ class Store:
         token = str(uuid.uuid4())
         due = or_(and_(outbox.c.state.in_(("pending", "retry")), outbox.c.next_attempt_at <= now),
                   and_(outbox.c.state == "in_flight", outbox.c.lease_until < now))
-        query = select(outbox.c.id).where(outbox.c.sink == sink, due)
+        query = select(outbox.c.id).where(outbox.c.sink == sink, _OPEN, due)
         if priorities:
             query = query.where(outbox.c.priority.in_(priorities))
         query = query.order_by(outbox.c.priority, outbox.c.id).limit(limit)
@@ -369,7 +366,11 @@ class Store:
                              next_attempt_at=bindparam("nxt"), attempts=outbox.c.attempts + bindparam("inc"),
                              lease_until=None, claim=None, updated_at=now))
         with self.begin() as conn:
-            result = conn.execute(statement, params)
+            if self.bulk.direct:  # the same statement as plain SQL: no per-row parameter processing
+                result = conn.exec_driver_sql(_COMPLETE_SQL, [(p["st"], p["ext"], p["err"], p["nxt"], p["inc"], now,
+                                                               p["oid"], p["tok"]) for p in params])
+            else:
+                result = conn.execute(statement, params)
         return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(params)
 
     def release(self, token: str, outbox_ids: Sequence[int], next_attempt_at: float) -> None:
@@ -629,17 +630,15 @@ class Store:
                                          .where(outbox.c.record_id == record_id)).all())
             added = [s for s in record.route if s not in existing]
             cancelled = [s for s, state in existing.items() if s not in record.route and state in ("pending", "retry")]
-            stored = _record_row(record, now)
+            stored = dict(zip(_RECORD_COLUMNS, _record_row(record, now)))
             conn.execute(update(records).where(records.c.id == record_id).values(
                 **{k: stored[k] for k in ("type", "sentiment", "priority", "action", "team", "route", "data")}))
             if changes:
                 conn.execute(insert(feedback), [{
                     "record_id": record_id, "field": name, "old_value": json.dumps(old), "new_value": json.dumps(new),
                     "text": note, "who": who, "at": now} for name, (old, new) in changes.items()])
-            if added:
-                conn.execute(insert(outbox), [{
-                    "record_id": record_id, "sink": sink, "priority": record.priority, "state": "pending",
-                    "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now} for sink in added])
+            self.bulk.insert(conn, outbox, _OUTBOX_COLUMNS,
+                             [(record_id, sink, record.priority, "pending", 0, now, now, now) for sink in added])
             if cancelled:
                 conn.execute(delete(outbox).where(outbox.c.record_id == record_id, outbox.c.sink.in_(cancelled),
                                                   outbox.c.state.in_(("pending", "retry"))))
@@ -775,15 +774,22 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _record_row(record: Record, now: float) -> dict[str, Any]:
-    return {
-        "id": record.id, "network": record.network, "source": record.source,
-        "created_at": _naive_utc(record.created_at), "type": record.type, "sentiment": record.sentiment.label,
-        "priority": record.priority, "mode": record.mode, "action": record.action,
-        "influence": record.influence.score, "fraud": record.fraud, "author_handle": record.author.handle,
-        "team": record.team, "route": json.dumps(record.route), "reposts": record.reposts,
-        "data": orjson.dumps(record.to_dict()).decode(), "learned_at": now,
-    }
+_MENTION_COLUMNS = ("id", "network", "source", "native_id", "created_at", "author_id", "author_handle", "text", "lang",
+                    "repost_of", "raw", "captured_at")
+_RECORD_COLUMNS = ("id", "network", "source", "created_at", "type", "sentiment", "priority", "mode", "action",
+                   "influence", "fraud", "author_handle", "team", "route", "reposts", "data", "learned_at")
+# Store.complete's UPDATE written for SQLite's driver (qmark parameters), in the order complete() passes them.
+_COMPLETE_SQL = ("UPDATE outbox SET state = ?, external_id = ?, last_error = ?, next_attempt_at = ?, "
+                 "attempts = attempts + ?, lease_until = NULL, claim = NULL, updated_at = ? WHERE id = ? AND claim = ?")
+_OUTBOX_COLUMNS = ("record_id", "sink", "priority", "state", "attempts", "next_attempt_at", "created_at", "updated_at")
+
+
+def _record_row(record: Record, now: float) -> tuple:
+    """A record as a row of the records table, in ``_RECORD_COLUMNS`` order."""
+    return (record.id, record.network, record.source, _naive_utc(record.created_at), record.type,
+            record.sentiment.label, record.priority, record.mode, record.action, record.influence.score,
+            record.fraud, record.author.handle, record.team, json.dumps(record.route), record.reposts,
+            orjson.dumps(record.to_dict()).decode(), now)
 
 
 def _raw_text(raw: Any) -> str | None:

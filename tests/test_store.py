@@ -104,3 +104,37 @@ def test_summary_and_filters(store):
     assert summary["route"] == {"desk": 3}
     assert [r.id for r in store.iter_records(type_="lead")] == ["x:0"]
     assert list(store.iter_records(since=datetime(2027, 1, 1, tzinfo=timezone.utc))) == []
+
+
+def test_claims_and_the_backlog_count_read_only_open_rows_through_their_index(tmp_path):
+    """The outbox keeps every delivered row as history: a claim that scanned it all would slow down
+    with every record ever delivered. SQLite must plan both hot queries on the partial index."""
+    from sqlalchemy import event
+    store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
+    plans = {}
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT") and "FROM outbox" in statement and not executemany:
+            rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            plans[statement.split()[1]] = " / ".join(row[3] for row in rows)
+
+    save(store, make_records(3))
+    store.claim("desk", 10, lease_seconds=60, now=NOW)
+    store.open_deliveries()
+    store.close()
+    assert "ix_outbox_open" in plans["outbox.id"] and "TEMP B-TREE" not in plans["outbox.id"]
+    assert "ix_outbox_open" in plans["count(*)"]
+
+
+def test_a_saved_page_reads_back_exactly(store, mention_json):
+    """Pages are written in bulk, around the ORM's per-row processing: what comes back must be what went in."""
+    mention = mention_from_json(mention_json("7", "the router blinks red"))
+    record = make_records(1)[0]
+    record.fraud, record.team = True, "billing"
+    save(store, [record], mentions=[mention])
+    stored = store.get_record(record.id)
+    assert stored.to_dict() == record.to_dict()
+    assert [r.id for r in store.iter_records(since=datetime(2026, 9, 30, tzinfo=timezone.utc))] == [record.id]
+    assert list(store.iter_records(since=datetime(2026, 10, 2, tzinfo=timezone.utc))) == []
+    assert store.summary()["type"] == {record.type: 1}

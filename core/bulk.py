@@ -1,0 +1,62 @@
+"""Bulk inserts and updates for the store's hot path: one page of mentions, records and outbox rows.
+
+SQLAlchemy Core builds a parameter dictionary per row and runs every value through its type's
+processor. For a page of 500 mentions written three ways, that per-row work cost more than SQLite's
+own writing. On SQLite, ``BulkWriter`` hands the driver plain tuples and one prepared statement
+instead, converting only the columns whose type needs it (``DateTime`` to SQLAlchemy's own text
+format, so rows read back exactly as if SQLAlchemy had written them). PostgreSQL keeps SQLAlchemy's
+path, which already batches rows into multi-row statements there.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Dialect
+
+
+class BulkWriter:
+    """Executes one statement over many rows, given as tuples in a fixed column order."""
+
+    def __init__(self, dialect: Dialect):
+        self.dialect = dialect
+        self.direct = dialect.name == "sqlite" and dialect.paramstyle == "qmark"
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[int, Callable[[Any], Any]]]]] = {}
+
+    def insert(self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """INSERT ``rows`` (tuples ordered as ``columns``) into ``table``."""
+        if not rows:
+            return
+        columns = tuple(columns)
+        if not self.direct:
+            conn.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+            return
+        sql, processors = self._prepared_insert(table, columns)
+        if processors:
+            rows = [_processed(row, processors) for row in rows]
+        conn.exec_driver_sql(sql, rows)
+
+    def _prepared_insert(self, table: Table, columns: tuple[str, ...]):
+        key = (table.name, columns)
+        if key not in self._inserts:
+            unknown = [c for c in columns if c not in table.c]
+            if unknown:
+                raise ValueError(f"table {table.name} has no column(s) {', '.join(unknown)}")
+            quote = self.dialect.identifier_preparer.quote
+            sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                   f"VALUES ({', '.join('?' for _ in columns)})")
+            processors = []
+            for position, name in enumerate(columns):
+                process = table.c[name].type._cached_bind_processor(self.dialect)
+                if process is not None:
+                    processors.append((position, process))
+            self._inserts[key] = (sql, processors)
+        return self._inserts[key]
+
+
+def _processed(row: tuple, processors: list[tuple[int, Callable[[Any], Any]]]) -> tuple:
+    values = list(row)
+    for position, process in processors:
+        if values[position] is not None:
+            values[position] = process(values[position])
+    return tuple(values)
