@@ -339,16 +339,17 @@ class Store:
         query = query.order_by(outbox.c.priority, outbox.c.id).limit(limit)
         if self.is_postgres:
             query = query.with_for_update(skip_locked=True)
+        mark = (update(outbox).where(outbox.c.id.in_(query.scalar_subquery()))
+                .values(state="in_flight", lease_until=now + lease_seconds, claim=token, updated_at=now)
+                .returning(outbox.c.id, outbox.c.record_id, outbox.c.priority, outbox.c.attempts))
         with self.begin() as conn:
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return token, []
-            conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                         .values(state="in_flight", lease_until=now + lease_seconds, claim=token, updated_at=now))
-            rows = conn.execute(select(outbox.c.id, outbox.c.attempts, records.c.data, records.c.reposts)
-                                .join(records, records.c.id == outbox.c.record_id)
-                                .where(outbox.c.id.in_(ids)).order_by(outbox.c.priority, outbox.c.id)).all()
-        return token, [Claimed(row.id, _load(row.data, row.reposts), row.attempts) for row in rows]
+            rows = sorted(conn.execute(mark).all(), key=lambda row: (row.priority, row.id))
+            stored: dict[str, tuple[str, int]] = {}
+            for chunk in _chunks(list({row.record_id for row in rows}), 500):
+                stored.update((r.id, (r.data, r.reposts)) for r in conn.execute(
+                    select(records.c.id, records.c.data, records.c.reposts).where(records.c.id.in_(chunk))))
+        return token, [Claimed(row.id, _load(*stored[row.record_id]), row.attempts)
+                       for row in rows if row.record_id in stored]
 
     def complete(self, token: str, outcomes: Iterable[Outcome], now: float | None = None) -> int:
         """Write outcomes back to rows this claim still holds; returns how many rows were updated.
