@@ -15,10 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import responses
+from sqlalchemy import select
 
 from socialcrm.core.config import load_config
 from socialcrm.core.plugins import default_manager
-from socialcrm.core.store import Store
+from socialcrm.core.store import Store, mentions as mentions_table
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("SOCIALCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -169,6 +171,41 @@ def _mention_json_fixture():
 def _write_mentions_fixture():
     """The ``write_mentions`` helper, for tests."""
     return write_mentions
+
+
+@pytest.fixture
+def ordered_responses():
+    """A started ``responses`` mock for connector tests: every answer is registered in the order the
+    plugin must ask for it, and each one must be asked for."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True,
+                                registry=responses.registries.OrderedRegistry) as mock:
+        yield mock
+
+
+@pytest.fixture
+def kill_while_storing(monkeypatch):
+    """``kill_while_storing(pipeline, page)``: the process is killed (``KeyboardInterrupt``) while
+    ``pipeline`` stores its ``page``-th page, so only the pages before it are stored."""
+    def arm(pipeline, page: int) -> None:
+        real_save, saves = pipeline.store.save_page, []
+
+        def killed(*args, **kwargs):
+            saves.append(args[2])
+            if len(saves) == page:
+                raise KeyboardInterrupt("killed")
+            return real_save(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline.store, "save_page", killed)
+    return arm
+
+
+@pytest.fixture
+def stored_ids():
+    """``stored_ids(pipeline)``: the native ids of the mentions in the pipeline's store, sorted."""
+    def ids(pipeline) -> list[str]:
+        with pipeline.store.engine.connect() as conn:
+            return sorted(conn.execute(select(mentions_table.c.native_id)).scalars())
+    return ids
 
 
 class FakeCRM:

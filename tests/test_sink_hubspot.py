@@ -11,11 +11,11 @@ import responses
 from marshmallow import ValidationError
 from responses import matchers
 
-from socialcrm import AuthError, Author, DeliveryStatus, PluginContext, Record, RetriableError
+from socialcrm import AuthError, Author, DeliveryStatus, Record, RetriableError
 from socialcrm.core.brand import Brand
 from socialcrm.core.model import Influence, Sentiment
 from socialcrm.plugins.sinks.hubspot import HubSpotSink, HubSpotSinkConfig
-from socialcrm.testing import SinkContract
+from socialcrm.testing import FakeClock, KitContext, SinkContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "hubspot"
 TICKETS = "https://api.hubapi.com/crm/v3/objects/tickets"
@@ -31,18 +31,6 @@ def trace(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now, self.waits = now, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 def record(n: int, priority: str = "P1", **extra) -> Record:
     values = dict(
         id=f"x:{n}", network="x", content=f"@BrightwaveHelp my WaveBox is down again #{n}",
@@ -56,12 +44,9 @@ def record(n: int, priority: str = "P1", **extra) -> Record:
     return Record(**values)
 
 
-def make_sink(clock: Clock | None = None, **options) -> HubSpotSink:
-    sink = HubSpotSink(HubSpotSinkConfig().load({"token": TOKEN, **options}),
-                       PluginContext(instance="desk", brand=Brand(name="Brightwave")))
-    clock = clock or Clock()
-    sink.http.sleep, sink.http.clock = clock.sleep, clock
-    return sink
+def make_sink(clock: FakeClock | None = None, **options) -> HubSpotSink:
+    context = KitContext(instance="desk", brand=Brand(name="Brightwave"), clock=clock or FakeClock())
+    return HubSpotSink(HubSpotSinkConfig().load({"token": TOKEN, **options}), context)
 
 
 def sent(url: str) -> list[dict]:
@@ -123,7 +108,7 @@ def test_a_refused_batch_that_names_no_input_is_split_so_only_the_bad_record_is_
 
 @responses.activate(registry=responses.registries.OrderedRegistry)
 def test_secondly_429_waits_the_window_hubspot_names():
-    clock = Clock()
+    clock = FakeClock()
     responses.post(f"{TICKETS}/batch/upsert", status=429, json=payload("429.secondly.json"),
                    headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000", "X-HubSpot-RateLimit-Max": "100",
                             "X-HubSpot-RateLimit-Remaining": "0"})
@@ -134,7 +119,7 @@ def test_secondly_429_waits_the_window_hubspot_names():
 
 @responses.activate
 def test_the_daily_limit_sends_the_batch_back_until_midnight_utc():
-    clock = Clock(now=1_800_000_000.0)  # 2027-01-15 08:00 UTC
+    clock = FakeClock(now=1_800_000_000.0)  # 2027-01-15 08:00 UTC
     responses.post(f"{TICKETS}/batch/upsert", status=429, json=payload("429.daily.json"))
     with pytest.raises(RetriableError) as failure:
         make_sink(clock).send([record(1)])

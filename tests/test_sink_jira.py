@@ -12,11 +12,11 @@ import responses
 from marshmallow import ValidationError
 from responses import matchers
 
-from socialcrm import AuthError, Author, DeliveryStatus, PluginContext, Record
+from socialcrm import AuthError, Author, DeliveryStatus, Record
 from socialcrm.core.brand import Brand
 from socialcrm.core.model import Influence, Sentiment
 from socialcrm.plugins.sinks.jira import JiraSink, JiraSinkConfig, record_label
-from socialcrm.testing import SinkContract
+from socialcrm.testing import FakeClock, KitContext, SinkContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "jira"
 SITE = "https://brightwave.atlassian.net"
@@ -26,18 +26,6 @@ EMAIL, TOKEN = "bot@brightwave.test", "ATATT3xFfGF0s3cretJiraToken"
 
 def payload(name: str) -> dict:
     return json.loads((PAYLOADS / name).read_text())
-
-
-class Clock:
-    def __init__(self):
-        self.now, self.waits = 1_800_000_000.0, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 def record(n: int, **extra) -> Record:
@@ -51,12 +39,10 @@ def record(n: int, **extra) -> Record:
     return Record(**values)
 
 
-def make_sink(clock: Clock | None = None, **options) -> JiraSink:
+def make_sink(clock: FakeClock | None = None, **options) -> JiraSink:
     config = {"base_url": SITE, "email": EMAIL, "api_token": TOKEN, "project_key": "ED", **options}
-    sink = JiraSink(JiraSinkConfig().load(config), PluginContext(instance="ideas", brand=Brand(name="Brightwave")))
-    clock = clock or Clock()
-    sink.http.sleep, sink.http.clock = clock.sleep, clock
-    return sink
+    context = KitContext(instance="ideas", brand=Brand(name="Brightwave"), clock=clock or FakeClock())
+    return JiraSink(JiraSinkConfig().load(config), context)
 
 
 def bodies(url: str) -> list[dict]:
@@ -173,7 +159,7 @@ def test_sixty_records_make_two_bulk_calls_of_at_most_fifty():
 
 @responses.activate(registry=responses.registries.OrderedRegistry)
 def test_429_on_bulk_create_waits_as_retry_after_says():
-    clock = Clock()
+    clock = FakeClock()
     responses.post(SEARCH, json=payload("search.jql.empty.json"))
     responses.post(BULK, status=429, headers={"Retry-After": "7"})
     responses.post(BULK, json={"issues": [{"id": "1", "key": "ED-1", "self": f"{SITE}/rest/api/3/issue/1"}],

@@ -23,6 +23,7 @@ from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
 from socialcrm.core.model import Author, Influence, Record, Sentiment
 from socialcrm.plugins.sinks.salesforce import SalesforceSink, SalesforceSinkConfig
+from socialcrm.testing import FakeClock
 
 PAYLOADS = Path(__file__).parent / "payloads" / "salesforce"
 INSTANCE = "https://acme.my.salesforce.com"
@@ -33,21 +34,6 @@ SECRET = "s3cr3t-consumer-secret-value"
 
 def payload(name: str):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
-
-
-class Clock:
-    """Injected time: records the waits instead of sleeping."""
-
-    def __init__(self):
-        self.now = 1_800_000_000.0
-        self.waits: list[float] = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 class FakeOrg:
@@ -148,9 +134,9 @@ def record(n: int, type_: str = "case", priority: str = "P2", handle: str | None
                   reasons=["case term 'doesn't work'", "support mention"], **extra)
 
 
-def make_sink(clock: Clock | None = None, **options) -> SalesforceSink:
+def make_sink(clock: FakeClock | None = None, **options) -> SalesforceSink:
     config = {"instance_url": INSTANCE, "client_id": "3MVG9-consumer-key", "client_secret": SECRET, **options}
-    clock = clock or Clock()
+    clock = clock or FakeClock()
     context = PluginContext(instance="sf", brand=Brand("Brightwave"), secrets=frozenset({SECRET}))
     return SalesforceSink(SalesforceSinkConfig().load(config), context, sleep=clock.sleep, clock=clock)
 
@@ -243,7 +229,7 @@ def test_a_token_refused_twice_is_an_auth_error_not_a_loop(org, rsps):
 
 
 def test_the_daily_limit_backs_off_for_limit_backoff(org, rsps):
-    clock = Clock()
+    clock = FakeClock()
     sink = make_sink(clock, limit_backoff=1800)
     rsps.replace(responses.POST, COMPOSITE_URL, status=403, json=payload("error_request_limit_exceeded.json"),
                  headers={"Sforce-Limit-Info": "api-usage=100000/100000"})
@@ -254,7 +240,7 @@ def test_the_daily_limit_backs_off_for_limit_backoff(org, rsps):
 
 
 def test_503_is_retried_with_backoff_then_succeeds(rsps):
-    clock = Clock()
+    clock = FakeClock()
     rsps.add(responses.POST, TOKEN_URL, json=payload("token_client_credentials.json"))
     rsps.add(responses.POST, COMPOSITE_URL, status=503, json=[{"errorCode": "SERVER_UNAVAILABLE",
                                                                 "message": "Service Unavailable"}])
@@ -267,7 +253,7 @@ def test_503_is_retried_with_backoff_then_succeeds(rsps):
 
 
 def test_a_persistent_503_hands_the_batch_back_for_later(rsps):
-    clock = Clock()
+    clock = FakeClock()
     rsps.add(responses.POST, TOKEN_URL, json=payload("token_client_credentials.json"))
     rsps.add(responses.POST, COMPOSITE_URL, status=503, json=[{"errorCode": "SERVER_UNAVAILABLE", "message": "x"}])
     with pytest.raises(RetriableError, match="failed after 5 attempts"):
@@ -333,7 +319,7 @@ def test_jwt_bearer_flow_signs_an_assertion_with_the_private_key(rsps):
         "httpHeaders": {}, "httpStatusCode": 200, "referenceId": "Case0"}]},
         match=[responses.matchers.header_matcher(
             {"Authorization": f"Bearer {payload('token_jwt.json')['access_token']}"})])
-    clock = Clock()
+    clock = FakeClock()
     config = {"auth": "jwt", "client_id": "3MVG9-consumer-key", "username": "integration@acme.com",
               "private_key": pem}
     sink = SalesforceSink(SalesforceSinkConfig().load(config), PluginContext("sf", Brand("B")), sleep=clock.sleep,

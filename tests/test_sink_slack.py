@@ -10,12 +10,12 @@ import responses
 from marshmallow import ValidationError
 from responses import matchers
 
-from socialcrm import AuthError, Author, DeliveryStatus, PluginContext, Record
+from socialcrm import AuthError, Author, DeliveryStatus, Record
 from socialcrm.core.brand import Brand
 from socialcrm.core.model import Influence, Sentiment
 from socialcrm.plugins.sinks import slack as slack_module
 from socialcrm.plugins.sinks.slack import SlackSink, SlackSinkConfig
-from socialcrm.testing import SinkContract
+from socialcrm.testing import FakeClock, KitContext, SinkContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "slack"
 SPEC = Path("/work/shared/specs/slack/slack_web_openapi_v2.json")
@@ -26,18 +26,6 @@ HOOK = "https://hooks.slack.com/services/T000/B000/s3cretHookToken"
 
 def payload(name: str) -> dict:
     return json.loads((PAYLOADS / name).read_text())
-
-
-class Clock:
-    def __init__(self):
-        self.now, self.waits = 1_800_000_000.0, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 def record(n: int, **extra) -> Record:
@@ -53,12 +41,10 @@ def record(n: int, **extra) -> Record:
     return Record(**values)
 
 
-def make_sink(clock: Clock | None = None, **options) -> SlackSink:
+def make_sink(clock: FakeClock | None = None, **options) -> SlackSink:
     options = options or {"token": TOKEN, "channel": "C1H9RESGL"}
-    sink = SlackSink(SlackSinkConfig().load(options), PluginContext(instance="alerts", brand=Brand(name="Brightwave")))
-    clock = clock or Clock()
-    sink.http.sleep, sink.http.clock = clock.sleep, clock
-    return sink
+    context = KitContext(instance="alerts", brand=Brand(name="Brightwave"), clock=clock or FakeClock())
+    return SlackSink(SlackSinkConfig().load(options), context)
 
 
 def bot_post(body, status=200, headers=None):
@@ -98,7 +84,7 @@ def test_a_record_is_not_posted_twice_in_one_process():
 
 @responses.activate(registry=responses.registries.OrderedRegistry)
 def test_429_waits_exactly_as_retry_after_says_then_posts():
-    clock = Clock()
+    clock = FakeClock()
     bot_post({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "3"})
     bot_post(payload("chat.postMessage.ok.json"))
     [delivery] = make_sink(clock).send([record(1)])
@@ -107,7 +93,7 @@ def test_429_waits_exactly_as_retry_after_says_then_posts():
 
 @responses.activate(registry=responses.registries.OrderedRegistry)
 def test_a_long_429_comes_back_as_retry_after_for_the_rest_of_the_batch():
-    clock = Clock()
+    clock = FakeClock()
     bot_post(payload("chat.postMessage.ok.json"))
     bot_post({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "120"})
     deliveries = make_sink(clock).send([record(1), record(2), record(3)])

@@ -22,6 +22,7 @@ from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
 from socialcrm.core.model import Author, Influence, Record, Sentiment
 from socialcrm.plugins.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
+from socialcrm.testing import FakeClock
 
 PAYLOADS = Path(__file__).parent / "payloads" / "zendesk"
 SPEC = Path("/work/shared/specs/zendesk/support-oas.yaml")
@@ -31,19 +32,6 @@ TOKEN = "zd-api-token-0123456789abcdef"
 
 def payload(name: str):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_791_000_000.0
-        self.waits: list[float] = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 class FakeZendesk:
@@ -60,7 +48,7 @@ class FakeZendesk:
     }
     FLOW = ("search", "users_many", "create_many", "show_one")
 
-    def __init__(self, rsps, clock: Clock, uses=FLOW):
+    def __init__(self, rsps, clock: FakeClock, uses=FLOW):
         self.clock = clock
         self.tickets: dict[int, dict] = {}
         self.users: dict[str, int] = {}
@@ -202,7 +190,7 @@ def record(n: int, type_: str = "case", priority: str = "P2", author: str | None
                   reasons=["case term"], **extra)
 
 
-def make_sink(clock: Clock, **options) -> ZendeskSink:
+def make_sink(clock: FakeClock, **options) -> ZendeskSink:
     config = {"base_url": BASE, "email": "social-bot@acme.com", "api_token": TOKEN, **options}
     context = PluginContext(instance="zd", brand=Brand("Brightwave"), secrets=frozenset({TOKEN}))
     return ZendeskSink(ZendeskSinkConfig().load(config), context, sleep=clock.sleep, clock=clock)
@@ -210,7 +198,7 @@ def make_sink(clock: Clock, **options) -> ZendeskSink:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(1_791_000_000.0)
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import responses
 from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
-from socialcrm.core.connector import PluginContext
 from socialcrm.core.errors import AuthError, ConfigError, FatalError
 from socialcrm.core.pipeline import Pipeline
 from socialcrm.plugins.sources.bluesky import BlueskySource, expand_links
-from socialcrm.testing import SourceContract
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 HERE = Path(__file__).parent
 PAYLOADS = HERE / "payloads" / "bluesky"
@@ -159,24 +157,9 @@ def notification(rkey, reason, text, indexed, by=7, **record):
             "author": author(by), "reason": reason, "record": body, "isRead": False, "indexedAt": indexed}
 
 
-class Clock:
-    def __init__(self, now=T0):
-        self.now, self.waits = now, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
-def api():
-    """Every answer in the order the source must ask for it; each one must be asked for."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True,
-                                registry=responses.registries.OrderedRegistry) as mock:
-        yield mock
+def api(ordered_responses):
+    return ordered_responses
 
 
 def answer(api, nsid, body, status=200, host=PDS, method="GET", params=None, headers=None):
@@ -196,12 +179,10 @@ def make(config=None, clock=None, brand=None):
     options = {"identifier": "brightwave.bsky.social", "app_password": PASSWORD, "queries": ["Brightwave"],
                "notifications": False, **(config or {})}
     options = {k: v for k, v in options.items() if v is not None}
-    source = BlueskySource(BlueskySource.ConfigSchema().load(options),
-                           PluginContext("bluesky", brand or Brand("Brightwave", keywords=["WaveBox"]),
-                                         secrets=frozenset({PASSWORD})))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
-    return source, clock
+    clock = clock or FakeClock(T0)
+    context = KitContext("bluesky", brand or Brand("Brightwave", keywords=["WaveBox"]), secrets=frozenset({PASSWORD}),
+                         clock=clock)
+    return BlueskySource(BlueskySource.ConfigSchema().load(options), context), clock
 
 
 def ids(pages):
@@ -399,7 +380,7 @@ def test_a_crash_mid_run_rereads_at_most_one_page_through_the_pipeline(api, writ
     def run():
         pipeline = Pipeline(config, plugins)
         source = pipeline.sources["bluesky"]
-        clock = Clock()
+        clock = FakeClock(T0)
         source.http.clock, source.http.sleep = clock, clock.sleep
         try:
             assert pipeline.listen().errors == {}

@@ -5,17 +5,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import responses
 from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
-from socialcrm.core.connector import PluginContext
 from socialcrm.core.errors import AuthError, FatalError
 from socialcrm.core.pipeline import Pipeline
 from socialcrm.plugins.sources.hackernews import HackerNewsSource
-from socialcrm.testing import SourceContract
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "hackernews"
 URL = "https://hn.algolia.com/api/v1/search_by_date"
@@ -54,23 +52,9 @@ def results(hits, page=0, pages=1, total=None, per_page=100, query="Brightwave")
             "params": f"query={query}"}
 
 
-class Clock:
-    def __init__(self, now=float(T0)):
-        self.now, self.waits = now, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=True,
-                                registry=responses.registries.OrderedRegistry) as mock:
-        yield mock
+def api(ordered_responses):
+    return ordered_responses
 
 
 def answer(api, body, status=200, headers=None, **params):
@@ -81,11 +65,9 @@ def answer(api, body, status=200, headers=None, **params):
 
 def make(config=None, clock=None):
     options = {"queries": ["Brightwave"], **(config or {})}
-    source = HackerNewsSource(HackerNewsSource.ConfigSchema().load(options),
-                              PluginContext("hn", Brand("Brightwave", keywords=["WaveBox"])))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
-    return source, clock
+    clock = clock or FakeClock(float(T0))
+    context = KitContext("hn", Brand("Brightwave", keywords=["WaveBox"]), clock=clock)
+    return HackerNewsSource(HackerNewsSource.ConfigSchema().load(options), context), clock
 
 
 def ids(pages):
@@ -109,7 +91,7 @@ def test_the_documented_answers_become_complete_mentions_and_records(api, write_
         initial_lookback_hours = 0
     """)
     pipeline = Pipeline(load_config(path, plugins), plugins)
-    pipeline.sources["hn"].http.clock = Clock()
+    pipeline.sources["hn"].http.clock = FakeClock(float(T0))
     pages = []
     stats = pipeline.listen(on_page=lambda name, page: pages.append(page))
     assert stats.errors == {} and stats.records == 2
@@ -157,7 +139,7 @@ def test_first_run_pages_through_then_the_next_run_reads_only_newer_hits(api):
     # The next run asks from the watermark second, inclusive; the hit seen at that second is dropped.
     answer(api, results([story(31, T0 + 50), story(30, T0 - 100)]),
            numericFilters=f"created_at_i>={T0 - 100},created_at_i<={T0 + 600}", page=0)
-    again = list(make(clock=Clock(T0 + 600))[0].fetch(cursor))
+    again = list(make(clock=FakeClock(T0 + 600))[0].fetch(cursor))
     assert ids(again) == ["31"]
     assert again[-1].cursor["streams"]["Brightwave"]["watermark"] == T0 + 50
 
@@ -201,7 +183,7 @@ def test_a_crash_mid_run_resumes_at_the_next_page_through_the_pipeline(api, writ
 
     def run():
         pipeline = Pipeline(config, plugins)
-        clock = Clock()
+        clock = FakeClock(float(T0))
         pipeline.sources["hn"].http.sleep, pipeline.sources["hn"].http.clock = clock.sleep, clock
         try:
             assert pipeline.listen().errors == {}

@@ -9,20 +9,16 @@ from pathlib import Path
 
 import pytest
 import requests
-import responses
 from marshmallow import ValidationError
 from responses import matchers
-from sqlalchemy import select
 
-from socialcrm import AuthError, PluginContext, RetriableError
+from socialcrm import AuthError, RetriableError
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
 from socialcrm.core.errors import FatalError
 from socialcrm.core.pipeline import Pipeline
-from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.mastodon import MastodonSource, MastodonSourceConfig, html_to_text
-from socialcrm.testing import SourceContract
-from socialcrm.testing.fakes import FakeClock
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "mastodon"
 BASE = "https://mastodon.social"
@@ -37,13 +33,6 @@ BRAND = Brand(name="Brightwave", handles=["@Brightwave"], keywords=["WaveBox"])
 
 def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
-
-
-class Clock(FakeClock):
-    """The kit's fake clock, started at this module's T0."""
-
-    def __init__(self):
-        super().__init__(T0)
 
 
 # --- builders: the documented Status with ids, times and Link headers varied ---
@@ -70,17 +59,13 @@ def link(url, items):
 def make_source(clock=None, **options):
     options = {"base_url": BASE, "hashtags": ["brightwave"], "initial_lookback_hours": 0, **options}
     config = MastodonSourceConfig().load(options)
-    source = MastodonSource(config, PluginContext(instance="mastodon", brand=BRAND, secrets=frozenset({TOKEN})))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
-    return source
+    context = KitContext(instance="mastodon", brand=BRAND, secrets=frozenset({TOKEN}), clock=clock or FakeClock(T0))
+    return MastodonSource(config, context)
 
 
 @pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=True,
-                                registry=responses.registries.OrderedRegistry) as mock:
-        yield mock
+def api(ordered_responses):
+    return ordered_responses
 
 
 def params(**expected):
@@ -178,7 +163,7 @@ def test_pages_move_forward_by_min_id_and_each_resumes_right_after_itself(api):
 
 
 def test_a_first_run_walks_back_to_its_lookback_then_goes_forward_from_the_newest(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     clock.now = datetime(2026, 10, 1, 9, 39, tzinfo=timezone.utc).timestamp()  # 30 minutes after status 9
     newer, older = [status(9), status(8)], [status(7), status(-100)]
     api.get(TAG, json=newer, headers=link(TAG, newer), match=params(limit="2"))
@@ -211,12 +196,8 @@ limit = 2
 """
 
 
-def stored_ids(pipeline):
-    with pipeline.store.engine.connect() as conn:
-        return sorted(conn.execute(select(mentions_table.c.native_id)).scalars())
-
-
-def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch):
+def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch,
+                                                                kill_while_storing, stored_ids):
     monkeypatch.delenv("MASTODON_ACCESS_TOKEN", raising=False)
     config = load_config(write_config(MASTODON_CONFIG), plugins)
     first = Pipeline(config, plugins)
@@ -225,15 +206,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
     pages = [[status(2), status(1)], [status(4), status(3)], [status(5)]]
     api.get(TAG, json=pages[0], headers=link(TAG, pages[0]), match=params(min_id=str(FIRST)))
     api.get(TAG, json=pages[1], headers=link(TAG, pages[1]), match=params(min_id=str(FIRST + 2)))
-    real_save, saves = first.store.save_page, []
-
-    def killed_while_storing_the_second_page(*args, **kwargs):
-        saves.append(args[2])
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed")
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(first.store, "save_page", killed_while_storing_the_second_page)
+    kill_while_storing(first, page=2)
     with pytest.raises(KeyboardInterrupt):
         first.listen()
     assert stored_ids(first) == [f"mastodon.social/{FIRST + n}" for n in (1, 2)]
@@ -252,7 +225,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
 # --- rate limits, auth, malformed payloads, config ---
 
 def test_a_spent_budget_waits_until_the_iso_reset_time(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     reset = datetime.fromtimestamp(T0 + 25, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     first_page = [status(2), status(1)]
     api.get(TAG, json=first_page, headers={**link(TAG, first_page), "X-RateLimit-Limit": "300",

@@ -9,19 +9,15 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-import responses
 from marshmallow import ValidationError
 from responses import matchers
-from sqlalchemy import select
 
-from socialcrm import AuthError, PluginContext
+from socialcrm import AuthError
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
 from socialcrm.core.pipeline import Pipeline
-from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.reddit import RedditSource, RedditSourceConfig
-from socialcrm.testing import SourceContract
-from socialcrm.testing.fakes import FakeClock
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "reddit"
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"
@@ -34,13 +30,6 @@ BRAND = Brand(name="Brightwave", handles=["@Brightwave", "@BrightwaveHelp"], key
 
 def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
-
-
-class Clock(FakeClock):
-    """The kit's fake clock, started at this module's T0."""
-
-    def __init__(self):
-        super().__init__(T0)
 
 
 # --- builders: the documented Listing and Things with ids and times varied ---
@@ -65,18 +54,13 @@ def make_source(clock=None, **options):
     config = RedditSourceConfig().load({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                                         "reddit_username": "brightwave_dev", "initial_lookback_hours": 0,
                                         **options})
-    source = RedditSource(config, PluginContext(instance="reddit", brand=BRAND,
-                                                secrets=frozenset({CLIENT_ID, CLIENT_SECRET})))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
-    return source
+    secrets = frozenset({CLIENT_ID, CLIENT_SECRET})
+    return RedditSource(config, KitContext(instance="reddit", brand=BRAND, secrets=secrets, clock=clock or FakeClock(T0)))
 
 
 @pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=True,
-                                registry=responses.registries.OrderedRegistry) as mock:
-        yield mock
+def api(ordered_responses):
+    return ordered_responses
 
 
 def params(**expected):
@@ -94,7 +78,7 @@ def test_a_search_result_becomes_a_complete_mention_with_an_app_only_token(api):
     api.get(SEARCH, json=load("search.json"), match=params(q="Brightwave OR BrightwaveHelp OR WaveBox", sort="new",
                                                             type="link", limit="100", raw_json="1"))
     api.get(SEARCH, json=listing([]), match=params(after="t3_1g2h3j4"))
-    clock = Clock()
+    clock = FakeClock(T0)
     clock.now = 1790000000.0 + 3600  # an hour after the post: inside the first run's 24 hours
     source = make_source(clock, initial_lookback_hours=24)
     only, last = list(source.fetch(None))
@@ -195,12 +179,8 @@ limit = 2
 """
 
 
-def stored_ids(pipeline):
-    with pipeline.store.engine.connect() as conn:
-        return sorted(conn.execute(select(mentions_table.c.native_id)).scalars())
-
-
-def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch):
+def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch,
+                                                                kill_while_storing, stored_ids):
     monkeypatch.setenv("REDDIT_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("REDDIT_CLIENT_SECRET", CLIENT_SECRET)
     config = load_config(write_config(REDDIT_CONFIG), plugins)
@@ -210,15 +190,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
     token(api)
     api.get(SEARCH, json=listing([link(9), link(8)], after="t3_p0008"))
     api.get(SEARCH, json=listing([link(7), link(6)], after="t3_p0006"), match=params(after="t3_p0008"))
-    real_save, saves = first.store.save_page, []
-
-    def killed_while_storing_the_second_page(*args, **kwargs):
-        saves.append(args[2])
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed")
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(first.store, "save_page", killed_while_storing_the_second_page)
+    kill_while_storing(first, page=2)
     with pytest.raises(KeyboardInterrupt):
         first.listen()
     assert stored_ids(first) == ["t3_p0008", "t3_p0009"]
@@ -238,7 +210,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
 # --- rate limits, tokens, auth, malformed payloads ---
 
 def test_the_ratelimit_headers_make_the_next_call_wait_for_the_reset(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     token(api)
     api.get(SEARCH, json=listing([link(9)], after="t3_p0009"),
             headers={"X-Ratelimit-Used": "100", "X-Ratelimit-Remaining": "0.0", "X-Ratelimit-Reset": "37"})
@@ -249,7 +221,7 @@ def test_the_ratelimit_headers_make_the_next_call_wait_for_the_reset(api):
 
 
 def test_the_token_is_cached_and_fetched_again_once_on_a_401(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     token(api)
     api.get(SEARCH, json=listing([link(1)]))
     api.get(SEARCH, status=401, json={"message": "Unauthorized", "error": 401})
@@ -262,7 +234,7 @@ def test_the_token_is_cached_and_fetched_again_once_on_a_401(api):
 
 
 def test_a_token_that_expired_is_renewed_before_the_call(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     token(api, {**load("access_token.json"), "expires_in": 3600})
     api.get(SEARCH, json=listing([link(1)]))
     token(api)
@@ -321,7 +293,7 @@ def test_missing_credentials_name_the_fields_and_the_variables(monkeypatch):
 # --- backfill and check ---
 
 def test_backfill_searches_the_right_window_back_to_since(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     since = datetime.fromtimestamp(W, tz=timezone.utc)  # about 116 days before the clock's now
     token(api)
     api.get(SEARCH, json=listing([link(9), link(8)], after="t3_p0008"), match=params(t="year", sort="new"))

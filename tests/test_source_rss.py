@@ -14,11 +14,10 @@ from marshmallow import ValidationError
 
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
-from socialcrm.core.connector import PluginContext
 from socialcrm.core.errors import AuthError
 from socialcrm.core.pipeline import Pipeline
 from socialcrm.plugins.sources.rss import RssSource
-from socialcrm.testing import SourceContract
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "rss"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -105,23 +104,10 @@ def at(hour, minute=0):
     return datetime(2027, 1, 15, hour, minute, tzinfo=timezone.utc)
 
 
-class Clock:
-    def __init__(self, now=T0):
-        self.now, self.waits = now, []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 def make(feeds, clock=None, **config):
     options = {"feeds": feeds, **config}
-    source = RssSource(RssSource.ConfigSchema().load(options), PluginContext("news", Brand("Brightwave")))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
+    clock = clock or FakeClock(T0)
+    source = RssSource(RssSource.ConfigSchema().load(options), KitContext("news", Brand("Brightwave"), clock=clock))
     return source, clock
 
 
@@ -233,7 +219,7 @@ def test_a_crash_after_one_feed_resumes_with_the_next_and_reads_nothing_twice(se
 
     def run(on_page=None):
         pipeline = Pipeline(config, plugins)
-        pipeline.sources["news"].http.clock = Clock()
+        pipeline.sources["news"].http.clock = FakeClock(T0)
         try:
             assert pipeline.listen(on_page=on_page).errors == {}
             return pipeline.store.counts()["mentions"]

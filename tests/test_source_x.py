@@ -7,20 +7,16 @@ from pathlib import Path
 
 import pytest
 import requests
-import responses
 from marshmallow import ValidationError
 from responses import matchers
-from sqlalchemy import select
 
 from socialcrm import AuthError, PluginContext
 from socialcrm.core.brand import Brand
 from socialcrm.core.config import load_config
 from socialcrm.core.errors import ConfigError
 from socialcrm.core.pipeline import Pipeline
-from socialcrm.core.store import mentions as mentions_table
 from socialcrm.plugins.sources.x import XSource, XSourceConfig, default_query
-from socialcrm.testing import SourceContract
-from socialcrm.testing.fakes import FakeClock
+from socialcrm.testing import FakeClock, KitContext, SourceContract
 
 PAYLOADS = Path(__file__).parent / "payloads" / "x"
 API = "https://api.x.com"
@@ -34,13 +30,6 @@ BRAND = Brand(name="Brightwave", handles=["@Brightwave", "@BrightwaveHelp"], key
 
 def load(name):
     return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
-
-
-class Clock(FakeClock):
-    """The kit's fake clock, started at this module's T0."""
-
-    def __init__(self):
-        super().__init__(T0)
 
 
 # --- builders: the documented payloads with ids, times and cursors varied ---
@@ -85,17 +74,13 @@ def to_post_naming(body):
 
 def make_source(clock=None, **options):
     config = XSourceConfig().load({"bearer_token": TOKEN, **options})
-    source = XSource(config, PluginContext(instance="x", brand=BRAND, secrets=frozenset({TOKEN})))
-    clock = clock or Clock()
-    source.http.sleep, source.http.clock = clock.sleep, clock
-    return source
+    return XSource(config, KitContext(instance="x", brand=BRAND, secrets=frozenset({TOKEN}),
+                                      clock=clock or FakeClock(T0)))
 
 
 @pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=True,
-                                registry=responses.registries.OrderedRegistry) as mock:
-        yield mock
+def api(ordered_responses):
+    return ordered_responses
 
 
 def params(**expected):
@@ -263,12 +248,8 @@ max_results = 10
 """
 
 
-def stored_ids(pipeline):
-    with pipeline.store.engine.connect() as conn:
-        return sorted(conn.execute(select(mentions_table.c.native_id)).scalars())
-
-
-def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch):
+def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_config, plugins, monkeypatch,
+                                                                kill_while_storing, stored_ids):
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     config = load_config(write_config(X_CONFIG), plugins)
     since = str(BASE)
@@ -277,15 +258,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
         first.store.save_page(conn, "x", {"search": {"since_id": since}}, [], [], {})
     api.get(SEARCH, json=page([post(9), post(8)], next_token="tok1"), match=params(since_id=since))
     api.get(SEARCH, json=page([post(7), post(6)], next_token="tok2"), match=params(since_id=since, next_token="tok1"))
-    real_save, saves = first.store.save_page, []
-
-    def killed_while_storing_the_second_page(*args, **kwargs):
-        saves.append(args[2])
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed")
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(first.store, "save_page", killed_while_storing_the_second_page)
+    kill_while_storing(first, page=2)
     with pytest.raises(KeyboardInterrupt):
         first.listen()
     assert stored_ids(first) == [str(BASE + 8), str(BASE + 9)]
@@ -308,7 +281,7 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
 # --- rate limits, auth, malformed payloads ---
 
 def test_a_spent_budget_waits_exactly_until_the_reset_before_any_429(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     api.get(SEARCH, json=page([post(9)], next_token="tok1"),
             headers={"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(T0) + 42)})
     api.get(SEARCH, json=page([post(8)]), match=params(next_token="tok1"))
@@ -318,7 +291,7 @@ def test_a_spent_budget_waits_exactly_until_the_reset_before_any_429(api):
 
 
 def test_a_429_waits_for_the_reset_header_then_goes_on(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     api.get(SEARCH, status=429, json={"title": "Too Many Requests"},
             headers={"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(T0) + 15)})
     api.get(SEARCH, json=page([post(1)]))
@@ -376,7 +349,7 @@ def test_a_missing_token_names_the_field_and_the_variable(monkeypatch, write_con
 # --- backfill and check ---
 
 def test_backfill_walks_back_to_since_and_can_resume(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     now = datetime.fromtimestamp(T0, tz=timezone.utc)
     since = now - timedelta(days=2)
     start = since.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -392,7 +365,7 @@ def test_backfill_walks_back_to_since_and_can_resume(api):
 
 
 def test_backfill_beyond_seven_days_is_clamped_to_what_recent_search_holds(api):
-    clock = Clock()
+    clock = FakeClock(T0)
     now = datetime.fromtimestamp(T0, tz=timezone.utc)
     earliest = (now - timedelta(days=7) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     api.get(SEARCH, json=page([post(1)]), match=params(start_time=earliest))

@@ -1,5 +1,5 @@
-"""What the social-network sources (x, reddit, mastodon) share: secrets taken from the environment,
-timestamps, item-level read errors and the brand's search terms.
+"""What the network sources share: the strict config schema with secrets taken from the environment,
+timestamps, counts, item-level read errors, the brand's search terms and polling stream by stream.
 
 Not a plugin itself: it registers nothing and has no entry point.
 """
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
 from socialcrm.core.brand import Brand
+from socialcrm.core.model import Page
 
 
 class EnvSecret(fields.String):
@@ -59,6 +60,10 @@ class ItemError(ValueError):
         self.field = field
 
 
+class Unreadable(Exception):
+    """One item of a page that cannot be read; the message names the field, the caller the item."""
+
+
 def need(obj: dict[str, Any], key: str, item: str, kind: type | tuple[type, ...] = str) -> Any:
     """``obj[key]``, which must be present and of ``kind``; otherwise an ``ItemError`` naming ``key``."""
     if key not in obj or obj[key] is None:
@@ -80,6 +85,12 @@ def count(obj: dict[str, Any] | None, key: str, item: str, prefix: str = "") -> 
         return max(0, int(value))
     except ValueError:
         raise ItemError(item, prefix + key, f"expected a count, got {value!r:.40}") from None
+
+
+def whole_count(obj: dict[str, Any], key: str) -> int:
+    """``obj[key]`` when it is a non-negative whole number, else 0: for APIs that send counts as integers."""
+    value = obj.get(key)
+    return value if type(value) is int and value >= 0 else 0
 
 
 def iso_time(value: Any, item: str, field: str) -> datetime:
@@ -117,6 +128,35 @@ def brand_terms(brand: Brand) -> list[str]:
         if term and term.lower() not in seen:
             seen[term.lower()] = term
     return list(seen.values())
+
+
+def fetch_streams(streams: Sequence[Any], cursor: Any,
+                  poll: Callable[[Any, dict[str, Any]], Iterator[Page]]) -> Iterator[Page]:
+    """``poll(stream, cursor)`` for each stream in turn, each page's cursor carried into the next poll."""
+    cursor = dict(cursor or {})
+    for stream in streams:
+        for page in poll(stream, cursor):
+            cursor = page.cursor
+            yield page
+
+
+def promote_sweep(stream: dict[str, Any]) -> None:
+    """A live sweep reached the stream's watermark: the newest time it found (with the ids seen at that
+    time) becomes the watermark, and the sweep is over."""
+    sweep, old = stream["sweep"], stream.get("watermark")
+    top = sweep["top"]
+    if top is None or (old is not None and top < old):
+        stream["watermark"] = old if old is not None else sweep["since"]
+    elif top == old:
+        stream["seen"] = sorted(set(stream.get("seen") or []) | set(sweep["top_seen"]))
+    else:
+        stream["watermark"], stream["seen"] = top, sorted(set(sweep["top_seen"]))
+    stream["sweep"] = None
+
+
+def finish_backfill(stream: dict[str, Any]) -> None:
+    """A backfill sweep reached ``since``: the stream is done."""
+    stream["done"], stream["sweep"] = True, None
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -34,12 +34,14 @@ import copy
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import AuthError, FatalError, Page, RetriableError, Source, hookimpl
 from socialcrm.core.http import RateLimitHeaders
 from socialcrm.core.model import Author, Engagement, Mention
 from socialcrm.core.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
+
+from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
 
 PDS = "https://bsky.social"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
@@ -50,11 +52,8 @@ NETWORK = "bluesky"
 PASSWORD_ENV = "BLUESKY_APP_PASSWORD"
 
 
-class BlueskySourceConfig(Schema):
+class BlueskySourceConfig(SourceSchema):
     """The ``[sources.NAME]`` block of a bluesky source."""
-
-    class Meta:
-        unknown = RAISE
 
     queries = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     search = fields.Boolean(load_default=True)
@@ -89,15 +88,11 @@ class BlueskySourceConfig(Schema):
             raise ValidationError("search and notifications are both off: nothing to fetch", field_name="search")
 
 
-class _Unreadable(Exception):
-    """One item of a page that cannot be read; the message names the field."""
-
-
 def _field(obj: Any, path: str) -> Any:
     value: Any = obj
     for key in path.split("."):
         if not isinstance(value, dict) or value.get(key) is None:
-            raise _Unreadable(f"{path}: missing")
+            raise Unreadable(f"{path}: missing")
         value = value[key]
     return value
 
@@ -105,7 +100,7 @@ def _field(obj: Any, path: str) -> Any:
 def _text_field(obj: Any, path: str) -> str:
     value = _field(obj, path)
     if not isinstance(value, str):
-        raise _Unreadable(f"{path}: not a string ({type(value).__name__})")
+        raise Unreadable(f"{path}: not a string ({type(value).__name__})")
     return value
 
 
@@ -113,12 +108,7 @@ def _time_field(obj: Any, path: str) -> datetime:
     try:
         return parse_time(_field(obj, path))
     except ValueError as exc:
-        raise _Unreadable(f"{path}: {exc}") from None
-
-
-def _count(obj: dict, key: str) -> int:
-    value = obj.get(key)
-    return value if type(value) is int and value >= 0 else 0
+        raise Unreadable(f"{path}: {exc}") from None
 
 
 def _authority(uri: str) -> str:
@@ -217,7 +207,7 @@ class BlueskySource(Source):
                 since = stream.get("watermark") or (
                     stamp(self._now() - timedelta(hours=lookback)) if lookback else None)
                 stream["sweep"] = {"since": since, "cursor": None, "top": None, "top_seen": []}
-            yield from self._sweep(state, stream, kind, query, self._promote)
+            yield from self._sweep(state, stream, kind, query, promote_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through search (and notifications) to ``since``; ``cursor`` resumes a backfill."""
@@ -227,7 +217,7 @@ class BlueskySource(Source):
                                                                    "top_seen": []}, "seen": []})
             if stream.get("done"):
                 continue
-            yield from self._sweep(state, stream, kind, query, self._finish_backfill)
+            yield from self._sweep(state, stream, kind, query, finish_backfill)
 
     # --- streams and sweeps ---
 
@@ -272,7 +262,7 @@ class BlueskySource(Source):
             for number, item in enumerate(items):
                 try:
                     mention, when = self._item(kind, item)
-                except _Unreadable as exc:
+                except Unreadable as exc:
                     uri = item.get("uri") if isinstance(item, dict) else None
                     errors.append(f"{kind} item {uri or '#' + str(number)}: {exc}")
                     continue
@@ -297,23 +287,6 @@ class BlueskySource(Source):
             yield Page(mentions, copy.deepcopy(state), errors)
             if done:
                 return
-
-    @staticmethod
-    def _promote(stream: dict) -> None:
-        """A live sweep reached the old watermark: the newest time it found becomes the watermark."""
-        sweep, old = stream["sweep"], stream.get("watermark")
-        top = sweep["top"]
-        if top is None or (old is not None and top < old):
-            stream["watermark"] = old or sweep["since"]
-        elif top == old:
-            stream["seen"] = sorted(set(stream.get("seen") or []) | set(sweep["top_seen"]))
-        else:
-            stream["watermark"], stream["seen"] = top, sorted(set(sweep["top_seen"]))
-        stream["sweep"] = None
-
-    @staticmethod
-    def _finish_backfill(stream: dict) -> None:
-        stream["done"], stream["sweep"] = True, None
 
     def _page(self, kind: str, query: str | None, sweep: dict) -> tuple[dict, list]:
         if kind == "search":
@@ -342,13 +315,13 @@ class BlueskySource(Source):
 
     def _item(self, kind: str, item: Any) -> tuple[Mention, str]:
         if not isinstance(item, dict):
-            raise _Unreadable("not an object")
+            raise Unreadable("not an object")
         if kind == "search":
             uri = _text_field(item, "uri")
             created = _time_field(item, "record.createdAt")
             indexed = _time_field(item, "indexedAt")
-            engagement = Engagement(likes=_count(item, "likeCount"), reposts=_count(item, "repostCount"),
-                                    replies=_count(item, "replyCount"), quotes=_count(item, "quoteCount"))
+            engagement = Engagement(likes=whole_count(item, "likeCount"), reposts=whole_count(item, "repostCount"),
+                                    replies=whole_count(item, "replyCount"), quotes=whole_count(item, "quoteCount"))
             mention = self._mention(uri, item["record"], item.get("author"), engagement, None, created)
             return mention, stamp(min(created, indexed))
         uri = _text_field(item, "uri")
@@ -428,7 +401,7 @@ class BlueskySource(Source):
         for mention in mentions:
             profile = profiles.get(mention.author.id or "")
             if profile:
-                mention.author.followers = _count(profile, "followersCount")
+                mention.author.followers = whole_count(profile, "followersCount")
                 verification = profile.get("verification")
                 if isinstance(verification, dict) and verification.get("verifiedStatus") == "valid":
                     mention.author.verified = True
@@ -527,7 +500,7 @@ class BlueskySource(Source):
     def _keep_session(self, data: Any, what: str) -> dict[str, str]:
         try:
             session = {k: _text_field(data, k) for k in ("accessJwt", "refreshJwt", "handle", "did")}
-        except _Unreadable as exc:
+        except Unreadable as exc:
             raise FatalError(f"bluesky: {what} answered without {exc}") from None
         # The tokens are secrets too: keep them out of every message the HTTP layer writes.
         self.http.secrets = sorted({*self.http.secrets, session["accessJwt"], session["refreshJwt"]},

@@ -29,12 +29,14 @@ import copy
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from socialcrm import FatalError, Page, RetriableError, Source, hookimpl
 from socialcrm.core.htmltext import html_to_text
 from socialcrm.core.model import Author, Engagement, Mention
 from socialcrm.core.sourceutil import brand_terms, parse_time, quick, unreachable
+
+from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
 
 API = "https://hn.algolia.com/api/v1"
 NETWORK = "hackernews"
@@ -42,11 +44,8 @@ ITEM_URL = "https://news.ycombinator.com/item?id={}"
 USER_URL = "https://news.ycombinator.com/user?id={}"
 
 
-class HackerNewsSourceConfig(Schema):
+class HackerNewsSourceConfig(SourceSchema):
     """The ``[sources.NAME]`` block of a hackernews source."""
-
-    class Meta:
-        unknown = RAISE
 
     queries = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     tags = fields.String(load_default="(story,comment)", validate=validate.Length(min=1))
@@ -54,10 +53,6 @@ class HackerNewsSourceConfig(Schema):
     hits_per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     #: How far back the first run reaches; 0 takes all the API gives.
     initial_lookback_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
-
-
-class _Unreadable(Exception):
-    """One hit that cannot be read; the message names the field."""
 
 
 class HackerNewsSource(Source):
@@ -95,7 +90,7 @@ class HackerNewsSource(Source):
                     else (max(0, int(now - lookback * 3600)) if lookback else 0)
                 stream["sweep"] = {"since": since, "until": now, "page": 0, "top": None, "top_seen": [],
                                    "edge_seen": []}
-            yield from self._sweep(state, stream, query, self._promote)
+            yield from self._sweep(state, stream, query, promote_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through every query to ``since``; ``cursor`` resumes an interrupted backfill."""
@@ -106,7 +101,7 @@ class HackerNewsSource(Source):
                 "since": int(since.timestamp()), "until": now, "page": 0, "top": None, "top_seen": [],
                 "edge_seen": []}})
             if not stream.get("done"):
-                yield from self._sweep(state, stream, query, self._finish_backfill)
+                yield from self._sweep(state, stream, query, finish_backfill)
 
     # --- sweeps ---
 
@@ -133,7 +128,7 @@ class HackerNewsSource(Source):
             for number, hit in enumerate(hits):
                 try:
                     mention, when = self._mention(hit)
-                except _Unreadable as exc:
+                except Unreadable as exc:
                     object_id = hit.get("objectID") if isinstance(hit, dict) else None
                     errors.append(f"hit {object_id or '#' + str(number)}: {exc}")
                     continue
@@ -169,30 +164,14 @@ class HackerNewsSource(Source):
                 return False
         return True
 
-    @staticmethod
-    def _promote(stream: dict) -> None:
-        sweep, old = stream["sweep"], stream.get("watermark")
-        top = sweep["top"]
-        if top is None or (old is not None and top < old):
-            stream["watermark"] = old if old is not None else sweep["since"]
-        elif top == old:
-            stream["seen"] = sorted(set(stream.get("seen") or []) | set(sweep["top_seen"]))
-        else:
-            stream["watermark"], stream["seen"] = top, sorted(set(sweep["top_seen"]))
-        stream["sweep"] = None
-
-    @staticmethod
-    def _finish_backfill(stream: dict) -> None:
-        stream["done"], stream["sweep"] = True, None
-
     # --- mapping ---
 
     def _mention(self, hit: Any) -> tuple[Mention, int]:
         if not isinstance(hit, dict):
-            raise _Unreadable("not an object")
+            raise Unreadable("not an object")
         object_id = hit.get("objectID")
         if not isinstance(object_id, str) or not object_id:
-            raise _Unreadable("objectID: missing")
+            raise Unreadable("objectID: missing")
         when = hit.get("created_at_i")
         if type(when) is int:
             created = datetime.fromtimestamp(when, tz=timezone.utc)
@@ -200,11 +179,11 @@ class HackerNewsSource(Source):
             try:
                 created = parse_time(hit.get("created_at"))
             except ValueError:
-                raise _Unreadable("created_at_i: missing (and created_at is not a timestamp either)") from None
+                raise Unreadable("created_at_i: missing (and created_at is not a timestamp either)") from None
             when = int(created.timestamp())
         author = hit.get("author")
         if not isinstance(author, str) or not author:
-            raise _Unreadable("author: missing")
+            raise Unreadable("author: missing")
         tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
         comment = "comment" in tags or (hit.get("comment_text") is not None and not hit.get("title"))
         if comment:
@@ -216,13 +195,13 @@ class HackerNewsSource(Source):
                 parts.append(url)
             text = "\n".join(p for p in parts if p)
         if not text:
-            raise _Unreadable("comment_text: missing" if comment else "title: missing, and no story_text either")
+            raise Unreadable("comment_text: missing" if comment else "title: missing, and no story_text either")
         parent = hit.get("parent_id")
         return Mention(
             network=NETWORK, native_id=object_id, text=text, created_at=created,
             author=Author(id=author, handle=author, name=author, profile_url=USER_URL.format(author)),
             url=ITEM_URL.format(object_id),
-            engagement=Engagement(likes=_count(hit, "points"), replies=_count(hit, "num_comments")),
+            engagement=Engagement(likes=whole_count(hit, "points"), replies=whole_count(hit, "num_comments")),
             reply_to=f"{NETWORK}:{parent}" if comment and type(parent) is int else None,
             raw=hit), when
 
@@ -251,13 +230,8 @@ def _string(hit: dict, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Unreadable(f"{key}: not a string ({type(value).__name__})")
+        raise Unreadable(f"{key}: not a string ({type(value).__name__})")
     return value
-
-
-def _count(hit: dict, key: str) -> int:
-    value = hit.get(key)
-    return value if type(value) is int and value >= 0 else 0
 
 
 @hookimpl

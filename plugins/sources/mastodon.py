@@ -39,7 +39,7 @@ from socialcrm.core.errors import AuthError, FatalError, RetriableError
 from socialcrm.core.http import MASTODON_STYLE
 from socialcrm.core.model import Author, Engagement, Mention, utc
 
-from ._social import (EnvSecret, ItemError, SourceSchema, brand_terms, count, id_key, iso_time,
+from ._social import (EnvSecret, ItemError, SourceSchema, brand_terms, count, fetch_streams, id_key, iso_time,
                       missing_secret_message, need, unique)
 
 NETWORK = "mastodon"
@@ -120,11 +120,7 @@ class MastodonSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        cursor = dict(cursor or {})
-        for stream in self.streams:
-            for page in self._poll(stream, cursor):
-                cursor = page.cursor
-                yield page
+        yield from fetch_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest status back to ``since`` (``max_id`` paging), per stream; each page's

@@ -35,7 +35,7 @@ from socialcrm.core.errors import AuthError, ConfigError, FatalError
 from socialcrm.core.http import REDDIT_STYLE
 from socialcrm.core.model import Author, Engagement, Mention, utc
 
-from ._social import EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, need
+from ._social import EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, fetch_streams, need
 
 NETWORK = "reddit"
 WEB = "https://www.reddit.com"
@@ -122,11 +122,7 @@ class RedditSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        cursor = dict(cursor or {})
-        for stream in self.streams:
-            for page in self._poll(stream, cursor):
-                cursor = page.cursor
-                yield page
+        yield from fetch_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest item back to ``since``, per stream; each page's cursor resumes the

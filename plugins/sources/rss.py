@@ -31,33 +31,28 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import feedparser
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from socialcrm import AuthError, FatalError, Page, RetriableError, Source, hookimpl
 from socialcrm.core.htmltext import html_to_text
 from socialcrm.core.model import Author, Mention
 from socialcrm.core.sourceutil import quick, stamp, unreachable
 
+from ._social import SourceSchema, Unreadable
+
 NETWORK = "rss"
 MAX_TEXT = 5000
 MAX_ID = 200  # longer ids (some feeds use long URLs) are stored as a digest to fit the store's id column
 
 
-class RssSourceConfig(Schema):
+class RssSourceConfig(SourceSchema):
     """The ``[sources.NAME]`` block of an rss source."""
-
-    class Meta:
-        unknown = RAISE
 
     feeds = fields.List(fields.Url(require_tld=False, schemes={"http", "https"}), required=True,
                         validate=validate.Length(min=1))
     max_seen = fields.Integer(load_default=500, validate=validate.Range(min=10, max=100_000))
     #: How far back a feed's first run reaches; 0 takes the whole document.
     initial_lookback_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
-
-
-class _Unreadable(Exception):
-    """One entry that cannot be read; the message names the field."""
 
 
 class RssSource(Source):
@@ -191,7 +186,7 @@ class RssSource(Source):
                 mentions.append(Mention(
                     network=NETWORK, native_id=native_id, text=_entry_text(entry), created_at=created,
                     author=author, url=entry.get("link"), lang=lang, raw=_raw(entry, url)))
-            except _Unreadable as exc:
+            except Unreadable as exc:
                 errors.append(f"feed {url} entry {number}: {exc}")
         return mentions, errors, ids
 
@@ -202,7 +197,7 @@ class RssSource(Source):
 def _entry_id(entry: Any) -> str:
     value = entry.get("id") or entry.get("link")
     if not isinstance(value, str) or not value.strip():
-        raise _Unreadable("id: missing (no guid/id and no link)")
+        raise Unreadable("id: missing (no guid/id and no link)")
     value = value.strip()
     return value if len(value) <= MAX_ID else "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -239,7 +234,7 @@ def _entry_text(entry: Any) -> str:
         summary = summary[len(title.strip()):].lstrip(" :—-\n")
     text = " — ".join(part for part in (title.strip(), summary) if part)
     if not text:
-        raise _Unreadable("title and summary: both missing")
+        raise Unreadable("title and summary: both missing")
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "\u2026"
 
 

@@ -35,7 +35,7 @@ from socialcrm.core.errors import AuthError, ConfigError, FatalError
 from socialcrm.core.http import X_STYLE
 from socialcrm.core.model import Author, Engagement, Mention, isoformat, utc
 
-from ._social import EnvSecret, ItemError, SourceSchema, count, id_key, iso_time, need, unique
+from ._social import EnvSecret, ItemError, SourceSchema, count, fetch_streams, id_key, iso_time, need, unique
 
 NETWORK = "x"
 WEB = "https://x.com"
@@ -131,11 +131,7 @@ class XSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        cursor = dict(cursor or {})
-        for stream in self.streams:
-            for page in self._poll(stream, cursor):
-                cursor = page.cursor
-                yield page
+        yield from fetch_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest post back to ``since``, per stream; each page's cursor resumes the
