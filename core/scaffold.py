@@ -77,6 +77,26 @@ _SINK_TOML = '''[sinks.__NAME__]
 base_url = "https://api.__HOST__.example"
 api_token = "${__ENV___TOKEN}"'''
 
+# What sources and sinks written here share: the settings of a JSON API behind a bearer token, the
+# client that calls it, and the entry-point hook that adds the plugin to socialcrm.
+_API_SETTINGS = '''    class Meta:
+        unknown = RAISE  # a typo in the config file is an error, never a silently ignored key
+
+    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    api_token = fields.String(required=True, validate=validate.Length(min=1))'''
+
+_API_CLIENT = '''    def __init__(self, config: dict[str, Any], context):
+        super().__init__(config, context)
+        self.base_url = config["base_url"].rstrip("/")
+        self.headers = {"Authorization": f"Bearer {config['api_token']}", "Accept": "application/json"}
+        # The shared HTTP layer: timeouts, retries, exact rate-limit waits, secrets kept out of logs.
+        self.http = context.http()'''
+
+_REGISTER = '''@hookimpl
+def register_{kind}s(register):
+    """Add the __NAME__ {kind} to socialcrm."""
+    register(__CLASS__{Kind})'''
+
 _SOURCE = '''"""__NAME__ source: mentions from __NAME__'s JSON API, resumable by the last item id read.
 
 Written by `socialcrm plugin new source __NAME__`. It reads a simple API, oldest item first:
@@ -104,11 +124,7 @@ from socialcrm import Author, Mention, Page, Source, hookimpl
 class __CLASS__Config(Schema):
     """``base_url`` of the API, ``api_token`` to call it with, ``page_size`` items per request."""
 
-    class Meta:
-        unknown = RAISE  # a typo in the config file is an error, never a silently ignored key
-
-    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
-    api_token = fields.String(required=True, validate=validate.Length(min=1))
+__API_SETTINGS__
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
@@ -119,12 +135,7 @@ class __CLASS__Source(Source):
     ConfigSchema = __CLASS__Config
     secret_fields = ("api_token",)
 
-    def __init__(self, config: dict[str, Any], context):
-        super().__init__(config, context)
-        self.base_url = config["base_url"].rstrip("/")
-        self.headers = {"Authorization": f"Bearer {config['api_token']}", "Accept": "application/json"}
-        # The shared HTTP layer: timeouts, retries, exact rate-limit waits, secrets kept out of logs.
-        self.http = context.http()
+__API_CLIENT__
 
     def check(self) -> str:
         self._items(since_id=0, limit=1)
@@ -154,10 +165,7 @@ class __CLASS__Source(Source):
                        url=item.get("url"), raw=item)
 
 
-@hookimpl
-def register_sources(register):
-    """Add the __NAME__ source to socialcrm."""
-    register(__CLASS__Source)
+__REGISTER__
 '''
 
 _SOURCE_TEST = '''"""Contract tests for the __NAME__ source (socialcrm.testing), against a fake of its API."""
@@ -216,11 +224,7 @@ from socialcrm import Delivery, Record, RetriableError, Sink, hookimpl
 class __CLASS__Config(Schema):
     """``base_url`` of the API and the ``api_token`` to call it with."""
 
-    class Meta:
-        unknown = RAISE  # a typo in the config file is an error, never a silently ignored key
-
-    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
-    api_token = fields.String(required=True, validate=validate.Length(min=1))
+__API_SETTINGS__
 
 
 class __CLASS__Sink(Sink):
@@ -231,12 +235,7 @@ class __CLASS__Sink(Sink):
     secret_fields = ("api_token",)
     max_batch = 50
 
-    def __init__(self, config: dict[str, Any], context):
-        super().__init__(config, context)
-        self.base_url = config["base_url"].rstrip("/")
-        self.headers = {"Authorization": f"Bearer {config['api_token']}", "Accept": "application/json"}
-        # The shared HTTP layer: timeouts, retries, exact rate-limit waits, secrets kept out of logs.
-        self.http = context.http()
+__API_CLIENT__
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         out: list[Delivery] = []
@@ -262,10 +261,7 @@ class __CLASS__Sink(Sink):
         return record.to_dict()
 
 
-@hookimpl
-def register_sinks(register):
-    """Add the __NAME__ sink to socialcrm."""
-    register(__CLASS__Sink)
+__REGISTER__
 '''
 
 _SINK_TEST = '''"""Contract tests for the __NAME__ sink (socialcrm.testing), against a fake of its API."""
@@ -325,6 +321,9 @@ def package_files(kind: str, name: str) -> dict[str, str]:
         f"tests/test_{module}.py": _SOURCE_TEST if kind == "source" else _SINK_TEST,
     }
     tokens = {
+        "__API_SETTINGS__": _API_SETTINGS,
+        "__API_CLIENT__": _API_CLIENT,
+        "__REGISTER__": _REGISTER.format(kind=kind, Kind=kind.capitalize()),
         "__TOML_INDENTED__": "\n".join("    " + line for line in toml.splitlines()),
         "__TOML__": toml,
         "__SUMMARY__": summary,

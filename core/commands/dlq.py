@@ -6,13 +6,13 @@ counted, and writes one ``audit`` entry per row saying who replayed it and what 
 """
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import datetime, timezone
 
 import click
 
 from ..cli import Context, _config_option
+from ._common import default_actor
 
 
 def _when(ts: float | None) -> str:
@@ -22,13 +22,6 @@ def _when(ts: float | None) -> str:
 def _store(ctx: Context, config_path: str):
     from ..store import Store
     return Store(ctx.config(config_path).store_url)
-
-
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return "cli"
 
 
 def register(main: click.Group) -> None:
@@ -103,7 +96,7 @@ def register(main: click.Group) -> None:
     @click.argument("outbox_ids", type=int, nargs=-1)
     @click.option("--sink", help="Replay every dead letter of this sink.")
     @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")
-    @click.option("--actor", default=_default_actor, show_default="your login name",
+    @click.option("--actor", default=default_actor, show_default="your login name",
                   help="Who replays, for the audit log.")
     @click.pass_obj
     def replay(ctx: Context, config_path: str, outbox_ids: tuple[int, ...], sink: str | None, all_: bool,

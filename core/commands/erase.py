@@ -6,19 +6,12 @@ and the counts, never the handle.
 """
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
 
 from ..cli import Context, _config_option
-
-
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return "cli"
+from ._common import default_actor
 
 
 def register(main: click.Group) -> None:
@@ -28,7 +21,7 @@ def register(main: click.Group) -> None:
     @_config_option
     @click.option("--author", required=True, help="The author's handle (@ optional, any case).")
     @click.option("--network", required=True, help="The network the handle is on (x, reddit, mastodon, ...).")
-    @click.option("--actor", default=_default_actor, show_default="your login name",
+    @click.option("--actor", default=default_actor, show_default="your login name",
                   help="Who erases, for the audit log.")
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")

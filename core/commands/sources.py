@@ -17,10 +17,11 @@ from typing import Any
 import click
 
 from ..cli import Context, _config_option
-from ..config import Config
+from ..config import Config, SourceConfig
 from ..connector import Source
 from ..errors import AuthError, FatalError, RetriableError
 from ..model import Page, isoformat
+from ._common import add_test_group, build, checked, configured, explain
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +33,12 @@ _MEANING = (
 )
 
 
-def _source_config(config: Config, name: str):
-    for source_config in config.sources:
-        if source_config.instance == name:
-            return source_config
-    known = ", ".join(s.instance for s in config.sources) or "none configured"
-    raise click.ClickException(f"{config.path.name} has no [sources.{name}] block (sources: {known})")
-
-
-def _build(ctx: Context, config: Config, name: str) -> Source:
-    source_config = _source_config(config, name)
-    cls = ctx.plugins.sources()[source_config.plugin].cls
-    return cls(source_config.options, config.context(source_config.instance))
-
-
-def _explain(exc: Exception) -> str:
-    for kind, meaning in _MEANING:
-        if isinstance(exc, kind):
-            return f"{meaning}: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+def _test(ctx: Context, config: Config, source_config: SourceConfig) -> None:
+    label = f"source {source_config.instance} ({source_config.plugin})"
+    source = build(ctx, config, "sources", source_config)
+    result = checked(source, lambda exc: f"{label} FAILED: {explain(exc, _MEANING)}")
+    click.echo(f"{label}: ok")
+    click.echo(result)
 
 
 def _backfill_pages(source: Source, since: datetime, state: Any):
@@ -100,28 +88,7 @@ class _Progress:
 def register(main: click.Group) -> None:
     """Add the ``sources`` group (``sources test``) and ``backfill`` to the ``socialcrm`` group."""
 
-    @main.group("sources")
-    def sources_group() -> None:
-        """Check the configured sources."""
-
-    @sources_group.command("test")
-    @_config_option
-    @click.argument("name")
-    @click.pass_obj
-    def test_source(ctx: Context, config_path: str, name: str) -> None:
-        """Make one harmless call with source NAME's settings and say what works or what is wrong."""
-        config = ctx.config(config_path)
-        plugin = _source_config(config, name).plugin
-        source = _build(ctx, config, name)
-        try:
-            result = source.check()
-        except Exception as exc:  # every failure is reported in words, with a non-zero exit
-            click.echo(f"source {name} ({plugin}) FAILED: {_explain(exc)}", err=True)
-            sys.exit(1)
-        finally:
-            source.close()
-        click.echo(f"source {name} ({plugin}): ok")
-        click.echo(result)
+    add_test_group(main, "sources", _test)
 
     @main.command("backfill")
     @_config_option
@@ -141,12 +108,12 @@ def register(main: click.Group) -> None:
         from ..pipeline import ListenStats, Pipeline
         since = since.replace(tzinfo=timezone.utc)
         config = ctx.config(config_path)
-        _source_config(config, source_name)
+        source_config = configured(config, "sources", source_name)
         pipeline = Pipeline(config, ctx.plugins)
         source = pipeline.sources.get(source_name)
         built = source is None  # a disabled source is not polled, but may still be backfilled
         if built:
-            source = _build(ctx, config, source_name)
+            source = build(ctx, config, "sources", source_config)
         try:
             if type(source).backfill is Source.backfill:
                 raise click.ClickException(f"source {source_name} ({source.name}) cannot backfill: its plugin has "
@@ -176,7 +143,7 @@ def register(main: click.Group) -> None:
                 click.echo(f"interrupted after {stats.pages} pages; run the same command again to resume", err=True)
                 sys.exit(130)
             except (AuthError, RetriableError, FatalError) as exc:
-                click.echo(f"backfill of {source_name} stopped after {stats.pages} pages: {_explain(exc)}\n"
+                click.echo(f"backfill of {source_name} stopped after {stats.pages} pages: {explain(exc, _MEANING)}\n"
                            "the pages stored so far are kept; run the same command again to resume", err=True)
                 sys.exit(1)
             click.echo(f"backfill of {source_name} since {since_text} complete: {stats.pages} pages, "
