@@ -205,8 +205,11 @@ sinks = ["crm"]
 
 
 def write_setup(tmp_path, mention_json, write_mentions, url, n, max_pending=100_000, page_size=500, lease=1):
+    # One customer's many posts: the same words from as many accounts would read as a copy-paste campaign.
+    customer = {"id": "u1", "handle": "user1", "followers": 100}
     write_mentions(tmp_path / "mentions.jsonl",
-                   [mention_json(str(i), f"@BrightwaveHelp my WaveBox keeps dropping, ticket {i}") for i in range(n)])
+                   [mention_json(str(i), f"@BrightwaveHelp my WaveBox keeps dropping, ticket {i}", author=customer)
+                    for i in range(n)])
     path = tmp_path / "socialcrm.toml"
     path.write_text(SUBPROCESS_CONFIG.format(url=url, max_pending=max_pending, page_size=page_size, lease=lease))
     return path

@@ -26,8 +26,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Validation targets (see core/learning/MODEL_CARD.md)
 TARGET_SENTIMENT_MACRO_RECALL = 0.66
-TARGET_COMPLAINT_F1 = 0.80  # not met yet (0.768): see test_complaint_validation_target_not_yet_met
-FLOOR_COMPLAINT_F1 = 0.75  # what the committed artefact must keep
+TARGET_COMPLAINT_F1 = 0.80  # not met yet (0.787): see test_complaint_validation_target_not_yet_met
+FLOOR_COMPLAINT_F1 = 0.77  # what the committed artefact must keep
 TARGET_SUGGESTION_F1 = 0.75
 
 
@@ -169,7 +169,7 @@ def test_complaint_validation_floor(model):
     assert _complaint_f1(model) >= FLOOR_COMPLAINT_F1
 
 
-@pytest.mark.xfail(reason="complaint F1 target 0.80 not reached yet (0.768 on the held-out 20%)", strict=False)
+@pytest.mark.xfail(reason="complaint F1 target 0.80 not reached yet (0.787 on the held-out 20%)", strict=False)
 def test_complaint_validation_target_not_yet_met(model):
     assert _complaint_f1(model) >= TARGET_COMPLAINT_F1
 
@@ -199,5 +199,5 @@ def test_feedback_loop_airline(model):
     airline_before, airline_after = mr(model, held), mr(tuned, held)
     tweeteval_before, tweeteval_after = mr(model, tweeteval), mr(tuned, tweeteval)
     print(f"airline {airline_before:.4f} -> {airline_after:.4f}; tweeteval {tweeteval_before:.4f} -> {tweeteval_after:.4f}")
-    assert airline_after >= airline_before + 0.0075  # measured: 0.696 -> 0.708
+    assert airline_after >= airline_before + 0.0075  # measured: 0.696 -> 0.707
     assert tweeteval_after >= tweeteval_before - 0.01

@@ -45,6 +45,7 @@ __all__ = [
     "train",
     "fine_tune",
     "train_default",
+    "airline_complaint_rows",
     "SENTIMENT_LABELS",
     "macro_recall",
     "f1_binary",
@@ -611,8 +612,12 @@ DEFAULT_OPTIONS = dict(
     emb_suggestion=0.0,
     emb_dim=150,
     C_sentiment=1.0,
-    C_complaint=3.0,
+    C_complaint=5.0,
     C_suggestion=1.0,
+    # weight of an auxiliary (distant-supervision) complaint row relative to an average main complaint
+    # row (each set class-balanced on its own); 0 ignores complaint_aux_rows (see train(),
+    # airline_complaint_rows()); chosen, with C_complaint, by cross-validation on the complaints 80%
+    complaint_aux_weight=0.1,
     sentiment_class_weight="balanced",
     complaint_class_weight="balanced",
     suggestion_class_weight="balanced",
@@ -785,12 +790,35 @@ def _embeddings(space: _Space, corpora: Sequence[_Analysed], dim: int, seed: int
     return E / (np.linalg.norm(E, axis=1, keepdims=True) + 1e-9)
 
 
-def _fit_lr(X, y, C, class_weight, seed):
+def _fit_lr(X, y, C, class_weight, seed, aux=None):
+    """Logistic regression on (X, y); aux = (X_aux, y_aux, w_aux) adds down-weighted auxiliary rows.
+
+    With auxiliary rows, class weights are computed separately over the main rows and over the
+    auxiliary rows (class_weight applies to both; "balanced" weights average 1 per row), and
+    every auxiliary row's weight is then multiplied by w_aux."""
+    import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, tol=1e-4, random_state=seed, solver="lbfgs")
-    clf.fit(X, y)
+    if aux is None or not len(aux[1]):
+        clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, tol=1e-4, random_state=seed, solver="lbfgs")
+        clf.fit(X, y)
+        return clf
+    Xa, ya, wa = aux
+    cw, cw_aux = _class_weights(y, class_weight), _class_weights(ya, class_weight)
+    weights = np.concatenate([cw[y], wa * cw_aux[ya]])
+    clf = LogisticRegression(C=C, max_iter=3000, tol=1e-4, random_state=seed, solver="lbfgs")
+    clf.fit(sp.vstack([X, Xa], format="csr"), np.concatenate([y, ya]), sample_weight=weights)
     return clf
+
+
+def _class_weights(y: np.ndarray, class_weight) -> np.ndarray:
+    """Weight per class (indexed by label 0/1) as sklearn's class_weight would give it for rows y."""
+    if class_weight is None:
+        return np.ones(2)
+    if class_weight != "balanced":
+        return np.array([float(class_weight.get(0, 1.0)), float(class_weight.get(1, 1.0))])
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2).astype(float)
+    return np.where(counts > 0, len(y) / (2 * np.maximum(counts, 1)), 0.0)
 
 
 def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -803,8 +831,10 @@ def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return best
 
 
-def _oof_threshold(X, y, C, class_weight, seed, folds=5) -> float:
-    """F1-optimal threshold from out-of-fold predictions on the training rows."""
+def _oof_threshold(X, y, C, class_weight, seed, folds=5, aux=None) -> float:
+    """F1-optimal threshold from out-of-fold predictions on the training rows.
+
+    Auxiliary rows (aux, see _fit_lr) are in every training fold and never scored."""
     n = X.shape[0]
     if min(int(y.sum()), n - int(y.sum())) < 2 * folds:
         return 0.5
@@ -813,15 +843,17 @@ def _oof_threshold(X, y, C, class_weight, seed, folds=5) -> float:
     p = np.zeros(n)
     for f in range(folds):
         tr, te = fold != f, fold == f
-        clf = _fit_lr(X[tr], y[tr], C, class_weight, seed)
+        clf = _fit_lr(X[tr], y[tr], C, class_weight, seed, aux)
         p[te] = clf.predict_proba(X[te])[:, 1]
     return _best_f1_threshold(y, p)[1]
 
 
-def _stiffness(X_by_head: dict, coef: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def _stiffness(X_by_head: dict, coef: np.ndarray, bias: np.ndarray, row_weights: dict | None = None) -> np.ndarray:
     """Diagonal Fisher information of the base training data, one value per feature row:
-    sum_i x_ij^2 * p_i(1 - p_i) over each head's own rows (sentiment: mean over classes)."""
+    sum_i r_i * x_ij^2 * p_i(1 - p_i) over each head's own rows (sentiment: mean over classes),
+    where r_i is the row's weight (1, or the weight of an auxiliary row)."""
     F = None
+    row_weights = row_weights or {}
     for h, X in X_by_head.items():
         Z = np.asarray(X @ coef + bias)
         if h == "sentiment":
@@ -832,12 +864,14 @@ def _stiffness(X_by_head: dict, coef: np.ndarray, bias: np.ndarray) -> np.ndarra
         else:
             p = _sigmoid(Z[:, _COL_COMPLAINT if h == "complaint" else _COL_SUGGESTION])
             w = p * (1 - p)
+        if h in row_weights:
+            w = w * row_weights[h]
         f = np.asarray(X.multiply(X).T @ w).ravel()
         F = f if F is None else F + f
     return np.minimum(F, 60000.0)
 
 
-def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextModel:
+def train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(), **options) -> TextModel:
     """Train the three heads.  Rows are dicts as in the shared datasets' JSON Lines
     ({"text", "sentiment"} / {"text", "complaint"} / {"text", "suggestion"}).
 
@@ -848,8 +882,17 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
     (complaint and suggestion heads also see the sentiment head's logits; folded into their
     weights), complaint_threshold / suggestion_threshold (default: F1-optimal threshold of
     5-fold out-of-fold predictions on the training rows), info (dict kept in the artefact),
-    lexicons ({"sentiment"|"complaint"|"suggestion": list of VADER dicts}, optional).
-    Needs scikit-learn (the ``socialcrm[train]`` extra).  Deterministic for fixed inputs.
+    lexicons ({"sentiment"|"complaint"|"suggestion"|"complaint_aux": list of VADER dicts}, optional).
+
+    complaint_aux_rows: auxiliary ("distant") complaint rows ({"text", "complaint"}), e.g. from
+    :func:`airline_complaint_rows`.  They join the complaint head's training rows, each weighing
+    ``complaint_aux_weight`` times an average main row (the auxiliary rows are class-balanced
+    among themselves, the main rows among themselves); the threshold is still chosen on
+    out-of-fold predictions of the main rows only (auxiliary rows are in every training fold).
+    Their texts also count for the vocabulary and the LSA embeddings.
+    Needs scikit-learn (the ``socialcrm[train]`` extra).  Deterministic for fixed inputs on a
+    fixed machine and BLAS thread count (other thread counts change the last bits, and these can
+    move an out-of-fold threshold).
     """
     import scipy.sparse as sp
 
@@ -863,6 +906,7 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
     sent_rows = [r for r in sentiment_rows if r.get("sentiment") in SENTIMENT_LABELS]
     comp_rows = [r for r in complaint_rows if r.get("complaint") is not None]
     sugg_rows = [r for r in suggestion_rows if r.get("suggestion") is not None]
+    aux_rows = [r for r in complaint_aux_rows if r.get("complaint") is not None] if opts["complaint_aux_weight"] else []
     if len({r["sentiment"] for r in sent_rows}) < 2:
         raise ValueError("train() needs sentiment rows with at least two different labels")
     A = {
@@ -870,8 +914,13 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
         "complaint": _Analysed([r["text"] for r in comp_rows], lex.get("complaint")),
         "suggestion": _Analysed([r["text"] for r in sugg_rows], lex.get("suggestion")),
     }
-    space = _Space.build(A.values(), opts)
+    corpora = list(A.values())
+    if aux_rows:
+        A_aux = _Analysed([r["text"] for r in aux_rows], lex.get("complaint_aux"))
+        corpora.append(A_aux)
+    space = _Space.build(corpora, opts)
     X = {h: space.matrix(A[h]) for h in _HEADS}
+    X_aux = space.matrix(A_aux) if aux_rows else None
     y = {
         "sentiment": np.array([SENTIMENT_LABELS.index(r["sentiment"]) for r in sent_rows]),
         "complaint": np.array([bool(r["complaint"]) for r in comp_rows], dtype=int),
@@ -879,7 +928,7 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
     }
     E = None
     if any(opts[f"emb_{h}"] for h in _HEADS):
-        E = _embeddings(space, list(A.values()), int(opts["emb_dim"]), seed)
+        E = _embeddings(space, corpora, int(opts["emb_dim"]), seed)
     U = len(space.uni)
 
     coef = np.zeros((space.ncol, _N_OUT))  # in model space (block scales already applied)
@@ -938,7 +987,11 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
         Xh, d = head_matrix(h, X[h])
         d_of[h] = d
         C, cw = opts[f"C_{h}"], opts[f"{h}_class_weight"]
-        clf = _fit_lr(Xh, y[h], C, cw, seed)
+        aux = None
+        if h == "complaint" and aux_rows:
+            aux = (head_matrix(h, X_aux)[0], np.array([bool(r["complaint"]) for r in aux_rows], dtype=int),
+                   float(opts["complaint_aux_weight"]))
+        clf = _fit_lr(Xh, y[h], C, cw, seed, aux)
         w, stack = unpack(h, clf.coef_[0])
         coef[:, col] = w
         bias[col] = clf.intercept_[0]
@@ -951,17 +1004,23 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, **options) -> TextMod
         key = f"{h}_threshold"
         thresholds[key] = opts.get(key)
         if thresholds[key] is None:
-            thresholds[key] = _oof_threshold(Xh, y[h], C, cw, seed)
+            thresholds[key] = _oof_threshold(Xh, y[h], C, cw, seed, aux=aux)
 
     W_uni, W_bi, W_char = coef[: space.bo], coef[space.bo : space.co], coef[space.co : space.do]
     W_dense = coef[space.do :]
-    F = _stiffness(X, _q(coef), _q(bias))
+    X_fisher, row_weights = dict(X), {}
+    if aux_rows:  # the auxiliary rows count for the stiffness at their training weight
+        X_fisher["complaint"] = sp.vstack([X["complaint"], X_aux], format="csr")
+        row_weights["complaint"] = np.concatenate([np.ones(len(comp_rows)), np.full(len(aux_rows), float(opts["complaint_aux_weight"]))])
+    F = _stiffness(X_fisher, _q(coef), _q(bias), row_weights)
     keep_u = np.abs(W_uni).max(axis=1) >= opts["prune_uni"]
     keep_b = np.abs(W_bi).max(axis=1) >= opts["prune_bi"]
     keep_c = np.abs(W_char).max(axis=1) >= opts["prune_char"]
     info = dict(opts.get("info") or {})
     info.setdefault("options", {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items() if k in DEFAULT_OPTIONS})
     info.setdefault("rows", {"sentiment": len(sent_rows), "complaint": len(comp_rows), "suggestion": len(sugg_rows)})
+    if aux_rows:
+        info["rows"].setdefault("complaint_aux", len(aux_rows))
     if untrained:
         info["untrained_heads"] = untrained
     return TextModel(
@@ -986,11 +1045,27 @@ def _read_jsonl(path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def airline_complaint_rows(rows) -> list[dict]:
+    """Distant complaint labels from airline sentiment rows (Twitter US Airline Sentiment).
+
+    A negative tweet to an airline that the annotators gave a reason for (late flight, lost
+    luggage, customer service, ... or "Can't Tell") is taken as a complaint; a positive or
+    neutral one (thanks, praise, questions, requests) as no complaint."""
+    out = []
+    for r in rows:
+        if r.get("sentiment") == "negative" and r.get("negative_reason"):
+            out.append({"id": r["id"], "text": r["text"], "complaint": True})
+        elif r.get("sentiment") in ("positive", "neutral"):
+            out.append({"id": r["id"], "text": r["text"], "complaint": False})
+    return out
+
+
 def load_datasets(datasets_dir) -> dict[str, list[dict]]:
     """The shared datasets split the way train_default() and the tests use them."""
     d = Path(datasets_dir)
     comp = _read_jsonl(d / "complaints" / "train.jsonl")
     return {
+        "airline_train": _read_jsonl(d / "airline_sentiment" / "train.jsonl"),
         "sentiment_train": _read_jsonl(d / "tweeteval_sentiment" / "train.jsonl"),
         "sentiment_val": _read_jsonl(d / "tweeteval_sentiment" / "val.jsonl"),
         "complaint_train": [r for r in comp if not holdout_fold(r["id"])],
@@ -1007,7 +1082,16 @@ def train_default(datasets_dir) -> TextModel:
         data["sentiment_train"],
         data["complaint_train"],
         data["suggestion_train"],
-        info={"recipe": "train_default", "datasets": ["tweeteval_sentiment", "complaints (80%)", "semeval2019_task9_suggestions"]},
+        complaint_aux_rows=airline_complaint_rows(data["airline_train"]),
+        info={
+            "recipe": "train_default",
+            "datasets": [
+                "tweeteval_sentiment",
+                "complaints (80%)",
+                "semeval2019_task9_suggestions",
+                "airline_sentiment train (complaint head only: distant labels, down-weighted)",
+            ],
+        },
     )
 
 
