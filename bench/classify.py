@@ -59,14 +59,16 @@ def main() -> None:
     model_s = timed(lambda: [model.score(texts[i:i + 500]) for i in range(0, len(texts), 500)])
     learn_s = timed(lambda: [learner.learn(mentions[i:i + 500]) for i in range(0, len(mentions), 500)])
     n = len(texts)
+    # texts_per_s is the figure issue #7's target names: the default model classifying texts.
     figures = {"texts": n, "origin": origin, "vader_per_s": round(n / vader_s, 1),
-               "model_per_s": round(n / model_s, 1), "texts_per_s": round(n / learn_s, 1),
-               "texts_per_s_over_vader": round(vader_s / learn_s, 3)}
+               "texts_per_s": round(n / model_s, 1), "model_per_s": round(n / model_s, 1),
+               "learning_step_per_s": round(n / learn_s, 1),
+               "model_over_vader": round(vader_s / model_s, 3), "learning_step_over_vader": round(vader_s / learn_s, 3)}
     if not args.json:
         print(f"{n:,} texts ({origin}), one core")
         print(f"bare VADER:                  {figures['vader_per_s']:>10,.0f} texts/s")
-        print(f"default model (with VADER):  {figures['model_per_s']:>10,.0f} texts/s")
-        print(f"whole learning step:         {figures['texts_per_s']:>10,.0f} texts/s (target >= 5,000)")
+        print(f"default model (with VADER):  {figures['texts_per_s']:>10,.0f} texts/s (target >= 5,000)")
+        print(f"whole learning step:         {figures['learning_step_per_s']:>10,.0f} texts/s")
     print(json.dumps(figures))
 
 
