@@ -199,5 +199,5 @@ def test_feedback_loop_airline(model):
     airline_before, airline_after = mr(model, held), mr(tuned, held)
     tweeteval_before, tweeteval_after = mr(model, tweeteval), mr(tuned, tweeteval)
     print(f"airline {airline_before:.4f} -> {airline_after:.4f}; tweeteval {tweeteval_before:.4f} -> {tweeteval_after:.4f}")
-    assert airline_after >= airline_before + 0.0075  # measured: 0.696 -> 0.707
+    assert airline_after >= airline_before + 0.0075  # measured: 0.697 -> 0.707
     assert tweeteval_after >= tweeteval_before - 0.01

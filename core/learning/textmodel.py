@@ -872,6 +872,23 @@ def _stiffness(X_by_head: dict, coef: np.ndarray, bias: np.ndarray, row_weights:
 
 
 def train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(), **options) -> TextModel:
+    """Train the three heads (see :func:`_train` for rows and options) on one BLAS thread.
+
+    More threads split BLAS sums differently; the last bits of the weights then differ with the core count,
+    and on a flat F1 curve that is enough to move an out-of-fold threshold. One thread makes the same rows
+    give the same artefact on any machine with the same numpy and scikit-learn.
+    """
+    # Load every library that brings its own BLAS first: the limit reaches only those already loaded.
+    import scipy.linalg  # noqa: F401
+    import scipy.optimize  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows, **options)
+
+
+def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(), **options) -> TextModel:
     """Train the three heads.  Rows are dicts as in the shared datasets' JSON Lines
     ({"text", "sentiment"} / {"text", "complaint"} / {"text", "suggestion"}).
 
@@ -890,9 +907,7 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=()
     among themselves, the main rows among themselves); the threshold is still chosen on
     out-of-fold predictions of the main rows only (auxiliary rows are in every training fold).
     Their texts also count for the vocabulary and the LSA embeddings.
-    Needs scikit-learn (the ``socialcrm[train]`` extra).  Deterministic for fixed inputs on a
-    fixed machine and BLAS thread count (other thread counts change the last bits, and these can
-    move an out-of-fold threshold).
+    Needs scikit-learn (the ``socialcrm[train]`` extra).  Deterministic for fixed inputs.
     """
     import scipy.sparse as sp
 
