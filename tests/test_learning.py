@@ -32,9 +32,21 @@ def learn(classifier, text, **extra):
     ("WIN a free iPhone in the Brightwave giveaway, click here http://x.co/a http://x.co/b", "spam"),
     ("Brightwave announces Q3 results as subscribers grow, according to analysts", "news"),
     ("Had lunch near the Brightwave office today", "other"),
+    ("Make £500 a day working from home with your Brightwave connection, ask me how 👇", "spam"),
 ])
 def test_types_from_the_content_library(classifier, text, expected):
     assert learn(classifier, text).type == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a problem solved, told as thanks, is a rave; the same praise words around an unsolved one are sarcasm
+    ("Huge thanks @BrightwaveHelp, the engineer fixed our broken line the same day, absolute legends", "rave"),
+    ("Great job @BrightwaveHelp! Third outage this month and still no engineer. Brilliant.", "case"),
+])
+def test_the_model_tells_a_problem_told_as_praise_from_sarcasm(text, expected):
+    from socialcrm.core.learning.textmodel import TextModel
+    record = learn(Classifier(BRAND, model=TextModel.default()), text)
+    assert record.type == expected, record.reasons
 
 
 def test_reasons_name_the_terms_and_rules(classifier):

@@ -32,6 +32,9 @@ MODEL_LANGUAGES = frozenset({"en"})
 #: stays under the 0.5 a type needs; two terms make it). Chosen on the complaints training rows: at
 #: 0.6 a single term such as "still waiting" or "need help" overrode the model's "no complaint".
 DAMPING = 0.45
+#: How far the sentiment head must lean to praise (P(positive) - P(negative)) for a post with praise terms
+#: that the complaint head claims to count as a rave (a problem solved, told as thanks), not a complaint.
+PRAISE_STORY = 0.15
 #: Posts shorter than this (in words) give the model too little to read: there the terms decide.
 SHORT_POST_WORDS = 8
 
@@ -206,13 +209,23 @@ class Classifier:
         c_threshold = self.model.complaint_threshold
         s_threshold = self.model.suggestion_threshold
         p_complaint, p_suggestion = model.complaint, model.suggestion
-        if p_complaint >= c_threshold:
+        p_positive, p_negative = model.sentiment["positive"], model.sentiment["negative"]
+        # "Engineer came out same day, legends": a problem told as praise reads like a complaint to the
+        # complaint head, but the sentiment head hears the praise. Such a post is a rave to engage.
+        praise_story = (p_complaint >= c_threshold and p_positive - p_negative >= PRAISE_STORY
+                        and bool(scores.get("rave")))
+        if p_complaint >= c_threshold and not praise_story:
             strength = weight * (1.0 + 2.0 * (p_complaint - c_threshold) / max(1e-6, 1 - c_threshold))
             # A complaint that names a concrete problem, or is said to the brand, is a case to work;
             # one without either is a rant (brand risk).
             concrete = scores.get("case", 0.0) >= scores.get("rant", 0.0) and (scores.get("case") or mode == "reactive")
             kind = "case" if concrete or fraud else "rant"
             add(kind, strength, f"model: complaint p={p_complaint:.2f} (>= {c_threshold:.2f})")
+        elif praise_story:
+            for kind in ("case", "rant"):
+                if scores.get(kind):
+                    scores[kind] *= DAMPING
+            notes.append(f"model: a complaint (p={p_complaint:.2f}) told as praise (positive p={p_positive:.2f})")
         else:
             # Terms still count when the model is unsure (two of them make the type), far less when it is
             # sure it is no complaint. In very short posts ("WaveBox doesn't work") the model has too
@@ -231,14 +244,13 @@ class Classifier:
         elif scores.get("rfe"):
             scores["rfe"] *= DAMPING
             notes.append(f"model: not a suggestion (p={p_suggestion:.2f} < {s_threshold:.2f})")
-        p_positive = model.sentiment["positive"]
-        if p_complaint < c_threshold and p_positive >= 0.6:
+        if (p_complaint < c_threshold or praise_story) and p_positive >= 0.6:
             add("rave", weight * (0.5 + p_positive - 0.6) if "rave" in scores else weight * (p_positive - 0.6),
                 f"model: positive p={p_positive:.2f}")
         if scores.get("rave") and model.sentiment["negative"] >= 0.5:
             scores["rave"] *= DAMPING
             notes.append("praise words in a negative post (sarcasm?) count less")
-        elif scores.get("rave") and p_complaint >= c_threshold:
+        elif scores.get("rave") and p_complaint >= c_threshold and not praise_story:
             # "Great job! 3 power outages in 3 months": praise words in what the model reads as a complaint
             scores["rave"] *= DAMPING
             notes.append("praise words in a complaint (sarcasm?) count less")
