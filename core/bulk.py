@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import Connection, Dialect
 
 
@@ -35,6 +35,22 @@ class BulkWriter:
         if processors:
             rows = [_processed(row, processors) for row in rows]
         conn.exec_driver_sql(sql, rows)
+
+    def update(self, conn: Connection, table: Table, key: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """UPDATE ``table`` SET ``columns`` WHERE ``key`` matches, one row per tuple (``columns``' values, then
+        the key's)."""
+        if not rows:
+            return
+        columns = tuple(columns)
+        if not self.direct:
+            statement = (update(table).where(table.c[key] == bindparam("_key"))
+                         .values({c: bindparam(f"_{c}") for c in columns}))
+            conn.execute(statement, [{**{f"_{c}": v for c, v in zip(columns, row)}, "_key": row[-1]} for row in rows])
+            return
+        quote = self.dialect.identifier_preparer.quote
+        sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = ?' for c in columns)} "
+               f"WHERE {quote(key)} = ?")
+        conn.exec_driver_sql(sql, list(rows))
 
     def _prepared_insert(self, table: Table, columns: tuple[str, ...]):
         key = (table.name, columns)

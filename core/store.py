@@ -306,15 +306,11 @@ class Store:
                 known[fp] = (posts, json.loads(authors))
         fresh = set(wanted) - set(known)
         repeats = count_repeats(prints, known)
-        new = [{"fingerprint": fp, "posts": posts, "authors": json.dumps(authors), "last_at": now}
-               for fp, (posts, authors) in known.items() if fp in fresh]
-        seen = [{"fp": fp, "n": posts, "who": json.dumps(authors)}
-                for fp, (posts, authors) in known.items() if fp not in fresh]
-        if new:
-            conn.execute(insert(fingerprints), new)
-        if seen:
-            conn.execute(update(fingerprints).where(fingerprints.c.fingerprint == bindparam("fp"))
-                         .values(posts=bindparam("n"), authors=bindparam("who"), last_at=now), seen)
+        self.bulk.insert(conn, fingerprints, ("fingerprint", "posts", "authors", "last_at"),
+                         [(fp, posts, json.dumps(authors), now) for fp, (posts, authors) in known.items() if fp in fresh])
+        self.bulk.update(conn, fingerprints, "fingerprint", ("posts", "authors", "last_at"),
+                         [(posts, json.dumps(authors), now, fp) for fp, (posts, authors) in known.items()
+                          if fp not in fresh])
         return repeats
 
     # --- engage: the outbox ---

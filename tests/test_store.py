@@ -139,3 +139,13 @@ def test_a_saved_page_reads_back_exactly(store, mention_json):
     assert [r.id for r in store.iter_records(since=datetime(2026, 9, 30, tzinfo=timezone.utc))] == [record.id]
     assert list(store.iter_records(since=datetime(2026, 10, 2, tzinfo=timezone.utc))) == []
     assert store.summary()["type"] == {record.type: 1}
+
+
+def test_near_identical_posts_are_counted_across_pages(store):
+    """The fingerprint table remembers who posted what between pages (first page inserts, later ones update)."""
+    with store.begin() as conn:
+        assert store.count_repeats(conn, [("fp-a", "x:u1"), ("fp-a", "x:u2"), (None, "x:u3")], now=NOW) == [0, 1, 0]
+    with store.begin() as conn:
+        assert store.count_repeats(conn, [("fp-a", "x:u3"), ("fp-a", "x:u1"), ("fp-b", "x:u1")], now=NOW + 1) == [2, 2, 0]
+    with store.begin() as conn:
+        assert store.count_repeats(conn, [("fp-a", "x:u4"), ("fp-b", "x:u2")], now=NOW + 2) == [3, 1]
