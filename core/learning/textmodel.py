@@ -716,9 +716,8 @@ class _Space:
             self._tokcols[t] = cols
         return cols
 
-    def matrix(self, corpus: _Analysed):
-        import scipy.sparse as sp
-
+    def csr_arrays(self, corpus: _Analysed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, indices, data) of the corpus's feature rows: counts scaled by 1/sqrt(tokens), dense cues as they are."""
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
@@ -740,10 +739,15 @@ class _Space:
             indices.extend(row.keys())
             data.extend(row.values())
             indptr.append(len(indices))
-        return sp.csr_matrix(
-            (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
-            shape=(len(corpus), self.ncol),
-        )
+        return (np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
+                np.asarray(data, dtype=np.float64))
+
+    def matrix(self, corpus: _Analysed):
+        """The corpus's feature rows as a scipy CSR matrix (training)."""
+        import scipy.sparse as sp
+
+        indptr, indices, data = self.csr_arrays(corpus)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(corpus), self.ncol))
 
     def block_scales(self, alpha_char: float, alpha_bi: float, alpha_dense: float) -> np.ndarray:
         d = np.ones(self.ncol)
@@ -1154,27 +1158,7 @@ class _CSR:
 
 
 def _numpy_matrix(space: _Space, corpus: _Analysed) -> _CSR:
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    bo, do = space.bo, space.do
-    bg = space.bidx.get
-    for toks, dense in zip(corpus.toks, corpus.dense.tolist()):
-        s = 1.0 / math.sqrt(len(toks) or 1)
-        row: dict[int, float] = {}
-        for t in toks:
-            for c in space._cols_of_token(t):
-                row[c] = row.get(c, 0.0) + s
-        for b in map(bg, _bigrams(toks)):
-            if b is not None:
-                row[bo + b] = row.get(bo + b, 0.0) + s
-        for j, v in enumerate(dense):
-            if v:
-                row[do + j] = v
-        indices.extend(row.keys())
-        data.extend(row.values())
-        indptr.append(len(indices))
-    return _CSR(indptr, indices, data, space.ncol)
+    return _CSR(*space.csr_arrays(corpus), space.ncol)
 
 
 def fine_tune(base: TextModel, rows, **options) -> TextModel:
