@@ -353,22 +353,20 @@ class Store:
         A row whose lease expired and was claimed again by another loop is left to that loop.
         """
         now = time.time() if now is None else now
-        params = [{"oid": o.outbox_id, "tok": token, "st": o.state, "ext": o.external_id, "err": o.error,
-                   "nxt": o.next_attempt_at if o.next_attempt_at is not None else now,
-                   "inc": 1 if o.counts_attempt else 0} for o in outcomes]
-        if not params:
+        rows = [(o.state, o.external_id, o.error, o.next_attempt_at if o.next_attempt_at is not None else now,
+                 1 if o.counts_attempt else 0, now, o.outbox_id, token) for o in outcomes]
+        if not rows:
             return 0
-        statement = (update(outbox).where(outbox.c.id == bindparam("oid"), outbox.c.claim == bindparam("tok"))
-                     .values(state=bindparam("st"), external_id=bindparam("ext"), last_error=bindparam("err"),
-                             next_attempt_at=bindparam("nxt"), attempts=outbox.c.attempts + bindparam("inc"),
-                             lease_until=None, claim=None, updated_at=now))
         with self.begin() as conn:
             if self.bulk.direct:  # the same statement as plain SQL: no per-row parameter processing
-                result = conn.exec_driver_sql(_COMPLETE_SQL, [(p["st"], p["ext"], p["err"], p["nxt"], p["inc"], now,
-                                                               p["oid"], p["tok"]) for p in params])
+                result = conn.exec_driver_sql(_COMPLETE_SQL, rows)
             else:
-                result = conn.execute(statement, params)
-        return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(params)
+                statement = (update(outbox).where(outbox.c.id == bindparam("oid"), outbox.c.claim == bindparam("tok"))
+                             .values(state=bindparam("st"), external_id=bindparam("ext"), last_error=bindparam("err"),
+                                     next_attempt_at=bindparam("nxt"), attempts=outbox.c.attempts + bindparam("inc"),
+                                     lease_until=None, claim=None, updated_at=now))
+                result = conn.execute(statement, [dict(zip(_COMPLETE_PARAMS, row)) for row in rows])
+        return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
 
     def release(self, token: str, outbox_ids: Sequence[int], next_attempt_at: float) -> None:
         """Hand claimed rows back untouched (no attempt counted), due again at ``next_attempt_at``."""
@@ -778,6 +776,8 @@ _RECORD_COLUMNS = ("id", "network", "source", "created_at", "type", "sentiment",
 # Store.complete's UPDATE written for SQLite's driver (qmark parameters), in the order complete() passes them.
 _COMPLETE_SQL = ("UPDATE outbox SET state = ?, external_id = ?, last_error = ?, next_attempt_at = ?, "
                  "attempts = attempts + ?, lease_until = NULL, claim = NULL, updated_at = ? WHERE id = ? AND claim = ?")
+# The same parameters by name, for SQLAlchemy's statement ("now" is bound into that statement itself).
+_COMPLETE_PARAMS = ("st", "ext", "err", "nxt", "inc", "now", "oid", "tok")
 _OUTBOX_COLUMNS = ("record_id", "sink", "priority", "state", "attempts", "next_attempt_at", "created_at", "updated_at")
 
 

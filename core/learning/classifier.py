@@ -247,7 +247,7 @@ class Classifier:
         if (p_complaint < c_threshold or praise_story) and p_positive >= 0.6:
             add("rave", weight * (0.5 + p_positive - 0.6) if "rave" in scores else weight * (p_positive - 0.6),
                 f"model: positive p={p_positive:.2f}")
-        if scores.get("rave") and model.sentiment["negative"] >= 0.5:
+        if scores.get("rave") and p_negative >= 0.5:
             scores["rave"] *= DAMPING
             notes.append("praise words in a negative post (sarcasm?) count less")
         elif scores.get("rave") and p_complaint >= c_threshold and not praise_story:
