@@ -794,6 +794,26 @@ def _embeddings(space: _Space, corpora: Sequence[_Analysed], dim: int, seed: int
     return E / (np.linalg.norm(E, axis=1, keepdims=True) + 1e-9)
 
 
+def _head_matrix(space: _Space, X, head: str, opts: dict, E: np.ndarray | None, sent_coef: np.ndarray,
+                 sent_bias: np.ndarray):
+    """What one head is fitted on: the feature rows X scaled per block, then (if the options say so) the
+    training-only word-embedding features and the sentiment head's centred negative and positive logits.
+
+    Returns (matrix, block scales). sent_coef / sent_bias: the sentiment head's weights in model space."""
+    import scipy.sparse as sp
+
+    d = space.block_scales(opts[f"alpha_char_{head}"], opts["alpha_bi"], opts["alpha_dense"])
+    parts = [X @ sp.diags(d)]
+    emb = opts[f"emb_{head}"]
+    if emb:
+        parts.append(sp.csr_matrix((X[:, : len(space.uni)] @ E) * emb))
+    if head != "sentiment" and opts["stack_sentiment"]:
+        L = X @ sent_coef + sent_bias
+        L = L - L.mean(axis=1, keepdims=True)
+        parts.append(sp.csr_matrix(L[:, [0, 2]]))
+    return sp.hstack(parts, format="csr"), d
+
+
 def _fit_lr(X, y, C, class_weight, seed, aux=None):
     """Logistic regression on (X, y); aux = (X_aux, y_aux, w_aux) adds down-weighted auxiliary rows.
 
@@ -955,16 +975,7 @@ def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(
     thresholds = {}
 
     def head_matrix(h, Xh):
-        d = space.block_scales(opts[f"alpha_char_{h}"], opts["alpha_bi"], opts["alpha_dense"])
-        parts = [Xh @ sp.diags(d)]
-        emb = opts[f"emb_{h}"]
-        if emb:
-            parts.append(sp.csr_matrix((Xh[:, :U] @ E) * emb))
-        if h != "sentiment" and opts["stack_sentiment"]:
-            L = Xh @ coef[:, :3] + bias[:3]
-            L = L - L.mean(axis=1, keepdims=True)
-            parts.append(sp.csr_matrix(L[:, [0, 2]]))
-        return sp.hstack(parts, format="csr"), d
+        return _head_matrix(space, Xh, h, opts, E, coef[:, :3], bias[:3])
 
     def unpack(h, w):
         """w: one weight vector over head_matrix columns -> (model-space coef, stack weights)."""
