@@ -44,3 +44,18 @@ def test_learning_benchmark():
                                                  "semeval2019_task9_suggestions"}
     for row in table:
         assert row["model"] > row["lexicon"]  # the model must beat the lexicon baseline everywhere
+
+
+def test_complaint_head_benchmark(tmp_path):
+    if not (SHARED / "datasets").is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the shared datasets are missing at {SHARED / 'datasets'}")
+        pytest.skip("needs ../shared/datasets (the labelled public data)")
+    plain = run("complaint_head.py", "--rows", "400", "--seeds", "13", "14")
+    assert plain["features"] == "recipe" and set(plain["cv_f1_by_seed"]) == {"13", "14"}
+    assert 0 < plain["holdout_f1"] <= plain["holdout_f1_best_threshold"] <= 1
+    # pretrained vectors in the GloVe text format: only words of the vocabulary count, negated ones never
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("late 1 0 0\ndelayed 0.9 0.1 0\nthanks 0 0 1\nnot-a-word 0 1 0\n", encoding="utf-8")
+    helped = run("complaint_head.py", "--rows", "400", "--seeds", "13", "--vectors", str(vectors))
+    assert helped["features"] == "recipe + vectors.txt" and 0 < helped["vector_coverage"] < 0.01

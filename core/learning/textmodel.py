@@ -902,14 +902,19 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=()
     and on a flat F1 curve that is enough to move an out-of-fold threshold. One thread makes the same rows
     give the same artefact on any machine with the same numpy and scikit-learn.
     """
+    with one_blas_thread():
+        return _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows, **options)
+
+
+def one_blas_thread():
+    """A context in which scipy and scikit-learn compute on one BLAS/OpenMP thread (see :func:`train`)."""
     # Load every library that brings its own BLAS first: the limit reaches only those already loaded.
     import scipy.linalg  # noqa: F401
     import scipy.optimize  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1):
-        return _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows, **options)
+    return threadpool_limits(limits=1)
 
 
 def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(), **options) -> TextModel:
