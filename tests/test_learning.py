@@ -49,6 +49,18 @@ def test_the_model_tells_a_problem_told_as_praise_from_sarcasm(text, expected):
     assert record.type == expected, record.reasons
 
 
+@pytest.mark.parametrize("with_model", [False, True])
+@pytest.mark.parametrize("text", [
+    # a prospect's question is a lead: the question mark must not tip it to a query
+    "@Brightwave can I get WaveTV without the broadband? want to sign up before the qualifiers kick off",
+    "right that's it, Orbit have had me offline 3 days. Who's actually good in Manchester? I'll switch today",
+])
+def test_a_prospects_question_is_a_lead(text, with_model):
+    from socialcrm.core.learning.textmodel import TextModel
+    record = learn(Classifier(BRAND, model=TextModel.default() if with_model else None), text)
+    assert record.type == "lead", record.reasons
+
+
 def test_reasons_name_the_terms_and_rules(classifier):
     record = learn(classifier, "@BrightwaveHelp my internet is not working, please fix this")
     text = " | ".join(record.reasons)

@@ -166,10 +166,10 @@ class Classifier:
         fraud_terms = terms.get("fraud", [])
         if model is not None and mention.network != "rss":
             self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()))
-            if "?" in text and not scores.get("case") and model.complaint < self.model.complaint_threshold:
+            if "?" in text and not scores.get("case") and not scores.get("lead") and model.complaint < self.model.complaint_threshold:
                 add("query", 0.5, "asks a question")
         else:
-            if "?" in text and not scores.get("case"):
+            if "?" in text and not scores.get("case") and not scores.get("lead"):
                 add("query", 0.5, "asks a question")
             if compound <= -0.4:
                 add("rant", 0.5 if compound > -0.7 else 1.0, "strongly negative")
