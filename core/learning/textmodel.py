@@ -495,7 +495,7 @@ class TextModel:
             scales[k] = 1.0 / math.sqrt(len(toks) or 1)
             idx.extend(map(get, toks))
             if len(toks) > 1:
-                idx.extend([b for b in map(bg, map(" ".join, zip(toks, toks[1:]))) if b is not None])
+                idx.extend([b for b in map(bg, _bigrams(toks)) if b is not None])
         D = np.asarray(dense, dtype=np.float32).reshape(n, _N_DENSE)
         logits = D @ self.W_dense + self.bias
         counts = np.diff(np.append(starts, len(idx)))
@@ -1157,19 +1157,20 @@ class _CSR:
         self.row_of = np.repeat(np.arange(self.nrow), np.diff(self.indptr))
 
     def dot(self, W: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.nrow, W.shape[1]))
-        if len(self.indices):
-            V = self.data[:, None] * W[self.indices]
-            for k in range(W.shape[1]):
-                out[:, k] = np.bincount(self.row_of, weights=V[:, k], minlength=self.nrow)
-        return out
+        """X @ W."""
+        return self._gather_sum(W, self.indices, self.row_of, self.nrow)
 
     def tdot(self, G: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.ncol, G.shape[1]))
+        """X.T @ G."""
+        return self._gather_sum(G, self.row_of, self.indices, self.ncol)
+
+    def _gather_sum(self, M: np.ndarray, take: np.ndarray, into: np.ndarray, n: int) -> np.ndarray:
+        """Each stored value times row ``take`` of M, summed into row ``into`` of an (n, M's columns) result."""
+        out = np.zeros((n, M.shape[1]))
         if len(self.indices):
-            V = self.data[:, None] * G[self.row_of]
-            for k in range(G.shape[1]):
-                out[:, k] = np.bincount(self.indices, weights=V[:, k], minlength=self.ncol)
+            V = self.data[:, None] * M[take]
+            for k in range(M.shape[1]):
+                out[:, k] = np.bincount(into, weights=V[:, k], minlength=n)
         return out
 
 
@@ -1249,20 +1250,20 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
             ws = ws * (Y @ cw)
         for j in range(2):
             m = wb[:, j] > 0
-            if m.any():
-                pos = yb[m, j].sum()
-                neg = m.sum() - pos
-                if pos and neg:
-                    wb[m, j] = np.where(yb[m, j] > 0, m.sum() / (2 * pos), m.sum() / (2 * neg))
+            y = yb[m, j].astype(int)
+            if 0 < y.sum() < len(y):  # both classes present: weigh them as training does
+                wb[m, j] = _class_weights(y, "balanced")[y]
     active = [ws.sum() > 0, wb[:, 0].sum() > 0, wb[:, 1].sum() > 0]
 
     # penalty per parameter row: l2 + stiffness * Fisher(base data); dense rows held tight
-    pen = np.full((space.ncol, 1), float(opts["l2"]))
-    if base.stiffness is not None and opts["stiffness"]:
-        st = base.stiffness.astype(np.float64)
+    stiff = None  # the base's stiffness with rows of zeros for the new unigrams and bigrams
+    if base.stiffness is not None:
         nu, nb_ = len(base.uni), len(base.bi)
-        F = np.concatenate([st[:nu], np.zeros(len(new_u)), st[nu : nu + nb_], np.zeros(len(new_b)), st[nu + nb_ :]])
-        pen[:, 0] += float(opts["stiffness"]) * F
+        st = base.stiffness
+        stiff = np.concatenate([st[:nu], np.zeros(len(new_u)), st[nu : nu + nb_], np.zeros(len(new_b)), st[nu + nb_ :]])
+    pen = np.full((space.ncol, 1), float(opts["l2"]))
+    if stiff is not None and opts["stiffness"]:
+        pen[:, 0] += float(opts["stiffness"]) * stiff.astype(np.float64)
     pen[space.do :] += float(opts["l2_dense"])
     pen_b = float(opts["l2_bias"])
     colmask = np.array([active[0]] * 3 + [active[1], active[2]], dtype=float)
@@ -1322,11 +1323,6 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
     meta["fine_tuned"] = list(base.meta.get("fine_tuned", [])) + [
         {"rows": n, "new_unigrams": len(new_u), "new_bigrams": len(new_b), "options": opts}
     ]
-    stiff = None
-    if base.stiffness is not None:
-        nu, nb_ = len(base.uni), len(base.bi)
-        st = base.stiffness
-        stiff = np.concatenate([st[:nu], np.zeros(len(new_u)), st[nu : nu + nb_], np.zeros(len(new_b)), st[nu + nb_ :]])
     return TextModel(
         uni, W_uni, bi, W_bi, base.chars, W_char, W_dense, base.bias + dbias,
         complaint_threshold=base.complaint_threshold,
