@@ -56,13 +56,15 @@ def _confusion(gold: Sequence, pred: Sequence, labels: Sequence) -> list[list[in
     return [[counts[(g, p)] for p in labels] for g in labels]
 
 
-def _prf(gold: Sequence[bool], pred: Sequence[bool], positive: bool = True) -> tuple[float, float, float]:
+def precision_recall_f1(gold: Sequence[bool], pred: Sequence[bool], positive: bool = True) -> tuple[float, float, float]:
+    """Precision, recall and F1 of the ``positive`` class (each 0.0 where undefined)."""
     tp = sum(g == positive and p == positive for g, p in zip(gold, pred))
     fp = sum(g != positive and p == positive for g, p in zip(gold, pred))
     fn = sum(g == positive and p != positive for g, p in zip(gold, pred))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # 2tp / (2tp + fp + fn) is the harmonic mean of precision and recall, computed from the counts
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return precision, recall, f1
 
 
@@ -79,8 +81,8 @@ def score(task: str, gold: Sequence, pred: Sequence) -> Scores:
                    **{f"recall_{k}": v for k, v in recalls.items()}}
         return Scores(task, len(gold), {k: round(v, 4) for k, v in metrics.items()}, labels,
                       _confusion(gold, pred, labels))
-    precision, recall, f1 = _prf(gold, pred, True)
-    _, _, f1_negative = _prf(gold, pred, False)
+    precision, recall, f1 = precision_recall_f1(gold, pred, True)
+    _, _, f1_negative = precision_recall_f1(gold, pred, False)
     metrics = {"precision": precision, "recall": recall, "f1": f1, "macro_f1": (f1 + f1_negative) / 2,
                "accuracy": sum(g == p for g, p in zip(gold, pred)) / len(gold) if gold else 0.0}
     labels = [f"not {task}", task]

@@ -39,6 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..evaluation import precision_recall_f1
+
 __all__ = [
     "TextScores",
     "TextModel",
@@ -252,10 +254,8 @@ def macro_recall(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]
 
 
 def f1_binary(gold: Sequence[bool], pred: Sequence[bool]) -> float:
-    tp = sum(1 for g, p in zip(gold, pred) if g and p)
-    fp = sum(1 for g, p in zip(gold, pred) if p and not g)
-    fn = sum(1 for g, p in zip(gold, pred) if g and not p)
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    """F1 of the positive class (``evaluate``'s own measure)."""
+    return precision_recall_f1([bool(g) for g in gold], [bool(p) for p in pred])[2]
 
 
 def holdout_fold(row_id: str) -> bool:
