@@ -148,7 +148,6 @@ sink_calls = Table(
     Column("calls", Integer, nullable=False, default=0),
 )
 
-# Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
 # Near-identical posts: how many were seen per text fingerprint, and by how many accounts.
 fingerprints = Table(
     "fingerprints", metadata,
@@ -158,6 +157,7 @@ fingerprints = Table(
     Column("last_at", Float, nullable=False),
 )
 
+# Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
 do_not_engage = Table(
     "do_not_engage", metadata,
     Column("author_key", String(64), primary_key=True),
@@ -268,7 +268,7 @@ class Store:
             (m.id, m.network, m.source, m.native_id, _naive_utc(m.created_at), m.author.id, m.author.handle, m.text,
              m.lang, m.repost_of, _raw_text(m.raw), now) for m in new_mentions])
         self.bulk.insert(conn, records, _RECORD_COLUMNS, [_record_row(r, now) for r in new_records])
-        rows = [(r.id, sink, r.priority, "pending", 0, now, now, now) for r in new_records for sink in r.route]
+        rows = [row for r in new_records for row in _new_outbox_rows(r.id, r.priority, r.route, now)]
         self.bulk.insert(conn, outbox, _OUTBOX_COLUMNS, rows)
         if reposts:
             conn.execute(update(records).where(records.c.id == bindparam("rid"))
@@ -632,8 +632,7 @@ class Store:
                 conn.execute(insert(feedback), [{
                     "record_id": record_id, "field": name, "old_value": json.dumps(old), "new_value": json.dumps(new),
                     "text": note, "who": who, "at": now} for name, (old, new) in changes.items()])
-            self.bulk.insert(conn, outbox, _OUTBOX_COLUMNS,
-                             [(record_id, sink, record.priority, "pending", 0, now, now, now) for sink in added])
+            self.bulk.insert(conn, outbox, _OUTBOX_COLUMNS, _new_outbox_rows(record_id, record.priority, added, now))
             if cancelled:
                 conn.execute(delete(outbox).where(outbox.c.record_id == record_id, outbox.c.sink.in_(cancelled),
                                                   outbox.c.state.in_(("pending", "retry"))))
@@ -779,6 +778,11 @@ _COMPLETE_SQL = ("UPDATE outbox SET state = ?, external_id = ?, last_error = ?, 
 # The same parameters by name, for SQLAlchemy's statement ("now" is bound into that statement itself).
 _COMPLETE_PARAMS = ("st", "ext", "err", "nxt", "inc", "now", "oid", "tok")
 _OUTBOX_COLUMNS = ("record_id", "sink", "priority", "state", "attempts", "next_attempt_at", "created_at", "updated_at")
+
+
+def _new_outbox_rows(record_id: str, priority: str, sinks: Iterable[str], now: float) -> list[tuple]:
+    """Pending outbox rows, due now, that deliver a record to each of ``sinks`` (``_OUTBOX_COLUMNS`` order)."""
+    return [(record_id, sink, priority, "pending", 0, now, now, now) for sink in sinks]
 
 
 def _record_row(record: Record, now: float) -> tuple:
