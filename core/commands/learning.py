@@ -208,13 +208,12 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
         from ..learn import load_model
         model = textmodel.fine_tune(load_model(base, Path.cwd()), rows)
         how = f"fine-tuned the {base} model"
-    target = Path(output) if output else (config.base_dir / config.learning.model
-                                          if config and config.learning.model not in (None, "default", "none")
-                                          else Path("socialcrm-model"))
+    # the config's own model path, when it names one (not the bundled default, not none)
+    own_model = config.learning.model if config and config.learning.model not in (None, "default", "none") else None
+    target = Path(output) if output else (config.base_dir / own_model if own_model else Path("socialcrm-model"))
     model.save(target)
     click.echo(f"{how} on {len(rows)} labelled examples; saved to {target}"
-               + ("" if config and config.learning.model not in (None, "default", "none")
-                  else f" (set [learning] model = \"{target}\" to use it)"))
+               + ("" if own_model else f" (set [learning] model = \"{target}\" to use it)"))
 
 
 @click.command()
