@@ -25,6 +25,18 @@ from socialcrm.core.store import Store, mentions as mentions_table
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("SOCIALCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+SHARED_DATASETS = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The labelled public data (``../shared/datasets`` or ``$SOCIALCRM_SHARED/datasets``): tests that need it
+    skip where it is absent (a user's clone), and fail under CI=true, where it must be."""
+    if not SHARED_DATASETS.is_dir():
+        if IN_CI:
+            pytest.fail(f"the shared datasets are missing at {SHARED_DATASETS} (CI=true)")
+        pytest.skip(f"needs the shared datasets at {SHARED_DATASETS} (set SOCIALCRM_SHARED)")
+    return SHARED_DATASETS
 
 
 @pytest.fixture

@@ -1,15 +1,12 @@
 """Every benchmark runs, takes --json, and ends with one JSON object of its figures (small sizes here:
 the figures themselves are recorded in BENCHMARKS.md, never asserted as timings)."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SOCIALCRM_SHARED", ROOT.parent / "shared"))
 
 
 def run(script, *args):
@@ -34,11 +31,7 @@ def test_sinks_benchmark():
     assert figures["salesforce_calls_per_1000"] > 0 and figures["zendesk_calls_per_1000"] > 0
 
 
-def test_learning_benchmark():
-    if not (SHARED / "datasets").is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the shared datasets are missing at {SHARED / 'datasets'}")
-        pytest.skip("needs ../shared/datasets (the labelled public data)")
+def test_learning_benchmark(shared_datasets):
     table = run("learning.py")["learning_quality"]
     assert {row["dataset"] for row in table} == {"tweeteval_sentiment", "airline_sentiment", "complaints",
                                                  "semeval2019_task9_suggestions"}
@@ -46,11 +39,7 @@ def test_learning_benchmark():
         assert row["model"] > row["lexicon"]  # the model must beat the lexicon baseline everywhere
 
 
-def test_complaint_head_benchmark(tmp_path):
-    if not (SHARED / "datasets").is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the shared datasets are missing at {SHARED / 'datasets'}")
-        pytest.skip("needs ../shared/datasets (the labelled public data)")
+def test_complaint_head_benchmark(tmp_path, shared_datasets):
     plain = run("complaint_head.py", "--rows", "400", "--seeds", "13", "14")
     assert plain["features"] == "recipe" and set(plain["cv_f1_by_seed"]) == {"13", "14"}
     assert 0 < plain["holdout_f1"] <= plain["holdout_f1_best_threshold"] <= 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,6 @@ from socialcrm.core.learning.textmodel import (
     macro_recall,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SOCIALCRM_SHARED", REPO.parent / "shared")) / "datasets"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Validation targets (see core/learning/MODEL_CARD.md)
 TARGET_SENTIMENT_MACRO_RECALL = 0.66
@@ -139,52 +135,44 @@ def test_fine_tune_changes_predictions_on_its_domain(model, tmp_path):
 # ------------------------------------------------------------------ figures on the shared datasets
 
 
-def _datasets() -> Path:
-    if not SHARED.is_dir():
-        if IN_CI:
-            pytest.fail(f"shared datasets not found at {SHARED} (CI=true)")
-        pytest.skip(f"shared datasets not found at {SHARED}; set SOCIALCRM_SHARED")
-    return SHARED
-
-
 def _read(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_sentiment_validation_target(model):
-    rows = _read(_datasets() / "tweeteval_sentiment" / "val.jsonl")
+def test_sentiment_validation_target(model, shared_datasets):
+    rows = _read(shared_datasets / "tweeteval_sentiment" / "val.jsonl")
     pred = model.predict_sentiment([r["text"] for r in rows])
     assert macro_recall([r["sentiment"] for r in rows], pred) >= TARGET_SENTIMENT_MACRO_RECALL
 
 
-def _complaint_f1(model) -> float:
-    rows = [r for r in _read(_datasets() / "complaints" / "train.jsonl") if holdout_fold(r["id"])]
+def _complaint_f1(model, datasets: Path) -> float:
+    rows = [r for r in _read(datasets / "complaints" / "train.jsonl") if holdout_fold(r["id"])]
     assert len(rows) == 548
     scores = model.score([r["text"] for r in rows], evidence=False)
     return f1_binary([r["complaint"] for r in rows], [s.complaint >= model.complaint_threshold for s in scores])
 
 
-def test_complaint_validation_floor(model):
-    assert _complaint_f1(model) >= FLOOR_COMPLAINT_F1
+def test_complaint_validation_floor(model, shared_datasets):
+    assert _complaint_f1(model, shared_datasets) >= FLOOR_COMPLAINT_F1
 
 
 @pytest.mark.xfail(reason="complaint F1 target 0.80 not reached yet (0.787 on the held-out 20%)", strict=False)
-def test_complaint_validation_target_not_yet_met(model):
-    assert _complaint_f1(model) >= TARGET_COMPLAINT_F1
+def test_complaint_validation_target_not_yet_met(model, shared_datasets):
+    assert _complaint_f1(model, shared_datasets) >= TARGET_COMPLAINT_F1
 
 
-def test_suggestion_validation_target(model):
-    rows = _read(_datasets() / "semeval2019_task9_suggestions" / "val.jsonl")
+def test_suggestion_validation_target(model, shared_datasets):
+    rows = _read(shared_datasets / "semeval2019_task9_suggestions" / "val.jsonl")
     scores = model.score([r["text"] for r in rows], evidence=False)
     f1 = f1_binary([r["suggestion"] for r in rows], [s.suggestion >= model.suggestion_threshold for s in scores])
     assert f1 >= TARGET_SUGGESTION_F1
 
 
-def test_feedback_loop_airline(model):
+def test_feedback_loop_airline(model, shared_datasets):
     """300 airline corrections raise airline macro-recall on 2,000 other airline rows by a clear
     margin, and cost at most 1 point of TweetEval val macro-recall."""
-    d = _datasets()
+    d = shared_datasets
     air = sorted(_read(d / "airline_sentiment" / "train.jsonl"), key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
     held = air[-2000:]
     # people's corrections are confident: take the first 300 rows (hash order) the annotators agreed on
