@@ -1,19 +1,29 @@
 """socialcrm: wire social media into the systems a company already runs.
 
-The public face for plugin authors: everything a source or sink plugin needs, without reaching into
-``socialcrm.core``.
+The public face for plugin authors, the plugin SDK: everything a source or sink plugin needs, without
+reaching into ``socialcrm.core``. Built-in plugins import only this, exactly as third-party ones do.
 
     from socialcrm import hookimpl, Source, Sink, Mention, Record, Delivery
+
+The SDK's code lives in ``socialcrm.core.sdk``, the lowest layer; nothing here imports the store, the
+engine, the services, the CLI or the API (``tests/test_layers.py`` proves it).
 """
-from .core.connector import PluginContext, Sink, Source
-from .core.errors import AuthError, ConfigError, FatalError, PluginError, RetriableError
-from .core.hookspecs import hookimpl
-from .core.model import Author, Delivery, DeliveryStatus, Engagement, Mention, Page, Record
+from .core.sdk.brand import Brand
+from .core.sdk.connector import PluginContext, Sink, Source
+from .core.sdk.errors import AuthError, ConfigError, FatalError, PluginError, RetriableError
+from .core.sdk.hookspecs import hookimpl
+from .core.sdk.htmltext import html_to_text
+from .core.sdk.http import HttpClient, RateLimitHeaders, parse_retry_after, safe_url
+from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
+                             Record, describe_validation_error, isoformat, mention_from_json, utc)
+from .core.sdk.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthError", "Author", "ConfigError", "Delivery", "DeliveryStatus", "Engagement", "FatalError",
-    "Mention", "Page", "PluginContext", "PluginError", "Record", "RetriableError", "Sink", "Source",
-    "hookimpl",
+    "AuthError", "Author", "Brand", "ConfigError", "Delivery", "DeliveryStatus", "Engagement", "FatalError",
+    "HttpClient", "Mention", "PRIORITIES", "Page", "PluginContext", "PluginError", "RECORD_TYPES",
+    "RateLimitHeaders", "Record", "RetriableError", "Sink", "Source", "brand_terms", "describe_validation_error",
+    "hookimpl", "html_to_text", "isoformat", "mention_from_json", "parse_retry_after", "parse_time", "quick",
+    "require_env_secret", "safe_url", "stamp", "unreachable", "utc",
 ]

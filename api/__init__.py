@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Callable
 from flask import Flask
 
 if TYPE_CHECKING:  # pragma: no cover
-    from socialcrm.core.config import Config
-    from socialcrm.core.pipeline import Pipeline
-    from socialcrm.core.plugins import PluginManager
+    from socialcrm.core.engine.config import Config
+    from socialcrm.core.engine.pipeline import Pipeline
+    from socialcrm.core.engine.plugins import PluginManager
 
 API_VERSION = "1"
 
@@ -45,10 +45,10 @@ def create_app(config: "Config | None" = None, plugins: "PluginManager | None" =
         return app
 
     if plugins is None:
-        from socialcrm.core.plugins import default_manager
+        from socialcrm.core.engine.plugins import default_manager
         plugins = default_manager()
     if pipeline is None:
-        from socialcrm.core.pipeline import Pipeline
+        from socialcrm.core.engine.pipeline import Pipeline
         pipeline = Pipeline(config, plugins)
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
     api_state = ApiState(config=config, plugins=plugins, pipeline=pipeline, clock=clock, scheduled=scheduled)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.model import Record
+from socialcrm.core.sdk.model import Record
 
 from .auth import caller, needs
 from .errors import abort

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.donotengage import author_key, configured_keys
+from socialcrm.core.engine.donotengage import author_key, configured_keys
 from socialcrm.core.store import Store
 
 from .auth import caller, needs

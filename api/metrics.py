@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from socialcrm.core.delivery import delivery_report
+from socialcrm.core.engine.delivery import delivery_report
 
 from .auth import needs
 from .state import ApiState

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.feedback import correct_record
+from socialcrm.core.services.feedback import correct_record
 
 from .auth import caller, needs
 from .errors import abort

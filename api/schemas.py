@@ -11,8 +11,8 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
 
-from socialcrm.core.model import MentionSchema as CoreMentionSchema
-from socialcrm.core.model import RECORD_TYPES, SENTIMENTS, PRIORITIES
+from socialcrm.core.sdk.model import MentionSchema as CoreMentionSchema
+from socialcrm.core.sdk.model import RECORD_TYPES, SENTIMENTS, PRIORITIES
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ import logging
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.pipeline import ListenStats
+from socialcrm.core.engine.pipeline import ListenStats
 
 from .auth import needs
 from .errors import abort

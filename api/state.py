@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Callable
 from flask import current_app
 
 if TYPE_CHECKING:  # pragma: no cover
-    from socialcrm.core.config import Config
-    from socialcrm.core.pipeline import Pipeline
-    from socialcrm.core.plugins import PluginManager
+    from socialcrm.core.engine.config import Config
+    from socialcrm.core.engine.pipeline import Pipeline
+    from socialcrm.core.engine.plugins import PluginManager
     from socialcrm.core.store import Store
 
 

@@ -24,8 +24,8 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from socialcrm.core.model import Page, mention_from_json
-from socialcrm.core.pipeline import ListenStats
+from socialcrm.core.sdk.model import Page, mention_from_json
+from socialcrm.core.engine.pipeline import ListenStats
 
 from .auth import public
 from .errors import abort, field_errors, summary

@@ -16,13 +16,13 @@ import os
 import time
 from pathlib import Path
 
-from socialcrm.core.config import Config
-from socialcrm.core.demo import samples_dir
-from socialcrm.core.learn import Learner
-from socialcrm.core.learning.sentiment import analyzer
-from socialcrm.core.learning.textmodel import TextModel
-from socialcrm.core.model import mention_from_json
-from socialcrm.core.plugins import default_manager
+from socialcrm.core.engine.config import Config
+from socialcrm.core.services.demo import samples_dir
+from socialcrm.core.engine.learn import Learner
+from socialcrm.core.engine.learning.sentiment import analyzer
+from socialcrm.core.engine.learning.textmodel import TextModel
+from socialcrm.core.sdk.model import mention_from_json
+from socialcrm.core.engine.plugins import default_manager
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcrm.core.learning import textmodel as tm
+from socialcrm.core.engine.learning import textmodel as tm
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 

@@ -18,12 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-from socialcrm.core.commands.learning import mention_from_row
-from socialcrm.core.config import Config
-from socialcrm.core.evaluation import evaluate
-from socialcrm.core.learn import Learner
-from socialcrm.core.learning.textmodel import TextModel, holdout_fold
-from socialcrm.core.plugins import default_manager
+from socialcrm.core.cli.commands.learning import mention_from_row
+from socialcrm.core.engine.config import Config
+from socialcrm.core.engine.evaluation import evaluate
+from socialcrm.core.engine.learn import Learner
+from socialcrm.core.engine.learning.textmodel import TextModel, holdout_fold
+from socialcrm.core.engine.plugins import default_manager
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 

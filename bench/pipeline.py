@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from socialcrm.core.config import load_config
-from socialcrm.core.demo import samples_dir
-from socialcrm.core.learning.sentiment import analyzer
-from socialcrm.core.pipeline import Pipeline
-from socialcrm.core.plugins import default_manager
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.services.demo import samples_dir
+from socialcrm.core.engine.learning.sentiment import analyzer
+from socialcrm.core.engine.pipeline import Pipeline
+from socialcrm.core.engine.plugins import default_manager
 
 CONFIG = """
 [brand]
@@ -85,8 +85,8 @@ def run_workflow(folder: Path) -> tuple[float, dict]:
 
 def bare_classification(folder: Path) -> float:
     """Seconds for the learning step alone (no store, no sinks) over the same mentions, in pages."""
-    from socialcrm.core.learn import Learner
-    from socialcrm.core.model import mention_from_json
+    from socialcrm.core.engine.learn import Learner
+    from socialcrm.core.sdk.model import mention_from_json
     plugins = default_manager()
     config = load_config(folder / "socialcrm.toml", plugins)
     learner = Learner(config, plugins, {s.instance for s in config.sinks})

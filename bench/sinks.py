@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import responses
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.connector import PluginContext
-from socialcrm.core.model import Author, Influence, Record, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.connector import PluginContext
+from socialcrm.core.sdk.model import Author, Influence, Record, Sentiment
 from socialcrm.plugins.sinks.salesforce import SalesforceSink, SalesforceSinkConfig
 from socialcrm.plugins.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 

@@ -19,9 +19,9 @@ import pytest
 # so a failing check shows the values it compared as well as its message.
 pytest.register_assert_rewrite("socialcrm.testing.contracts")
 
-from .builders import BRAND, KitContext, load_config, make_context, make_record  # noqa: E402
-from .contracts import SinkContract, SourceContract, mention_problems  # noqa: E402
-from .fakes import FakeClock, FakeSystem, Fault, StoredObject, Upstream, UpstreamItem  # noqa: E402
+from socialcrm.testing.builders import BRAND, KitContext, load_config, make_context, make_record  # noqa: E402
+from socialcrm.testing.contracts import SinkContract, SourceContract, mention_problems  # noqa: E402
+from socialcrm.testing.fakes import FakeClock, FakeSystem, Fault, StoredObject, Upstream, UpstreamItem  # noqa: E402
 
 __all__ = [
     "BRAND", "FakeClock", "FakeSystem", "Fault", "KitContext", "SinkContract", "SourceContract", "StoredObject",

@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..core.brand import Brand
-from ..core.connector import Connector, PluginContext
-from ..core.http import HttpClient
-from ..core.model import Author, Engagement, Influence, Record, Sentiment
-from .fakes import FakeClock
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.connector import Connector, PluginContext
+from socialcrm.core.sdk.http import HttpClient
+from socialcrm.core.sdk.model import Author, Engagement, Influence, Record, Sentiment
+from socialcrm.testing.fakes import FakeClock
 
 BRAND = Brand(name="Brightwave", handles=["@Brightwave", "@BrightwaveHelp"], keywords=["WaveBox"],
               competitors=["Orbit Fiber"])

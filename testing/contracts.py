@@ -21,12 +21,12 @@ from typing import Any, ClassVar, Sequence
 import pytest
 from marshmallow import Schema, ValidationError
 
-from ..core.connector import Connector, Sink, Source
-from ..core.errors import AuthError, RetriableError
-from ..core.model import (Author, Delivery, DeliveryStatus, Engagement, Mention, Page, Record,
+from socialcrm.core.sdk.connector import Connector, Sink, Source
+from socialcrm.core.sdk.errors import AuthError, RetriableError
+from socialcrm.core.sdk.model import (Author, Delivery, DeliveryStatus, Engagement, Mention, Page, Record,
                           describe_validation_error, flatten_messages, mention_from_json)
-from .builders import load_config, make_context, make_record, secret_values
-from .fakes import FakeClock, FakeSystem, Fault, Upstream, UpstreamItem
+from socialcrm.testing.builders import load_config, make_context, make_record, secret_values
+from socialcrm.testing.fakes import FakeClock, FakeSystem, Fault, Upstream, UpstreamItem
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _NETWORK = re.compile(r"^[a-z0-9_-]+$")
@@ -58,7 +58,7 @@ def mention_problems(mention: Any) -> list[str]:
     """What is wrong with ``mention`` as a socialcrm ``Mention`` (empty when it is sound).
 
     Checks the types the store and learning rely on, then loads the mention's JSON form through
-    ``socialcrm.core.model.mention_from_json`` (the ``MentionSchema``) and compares it.
+    ``socialcrm.core.sdk.model.mention_from_json`` (the ``MentionSchema``) and compares it.
     """
     if not isinstance(mention, Mention):
         return [f"{mention!r} is not a socialcrm.Mention"]
@@ -187,12 +187,12 @@ class _ConnectorContract:
     # --- the config schema ---
 
     def test_config_fields_are_not_the_hosts_own_keys(self):
-        from ..core.config import SinkHostSchema, SourceHostSchema
+        from socialcrm.core.engine.config import SinkHostSchema, SourceHostSchema
         host = SourceHostSchema if issubclass(self.plugin, Source) else SinkHostSchema
         fields = {f.data_key or name for name, f in self.plugin.ConfigSchema().fields.items()}
         taken = sorted(fields & set(host().fields))
         assert not taken, (f"{self.plugin.__name__}.ConfigSchema has {taken}, which socialcrm reads itself from every "
-                           f"block (see {host.__name__} in core/config.py); the plugin would never see them: rename")
+                           f"block (see {host.__name__} in core/engine/config.py); the plugin would never see them: rename")
 
     def test_config_loads(self):
         problem = None

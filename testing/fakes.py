@@ -181,7 +181,7 @@ class UpstreamItem:
         return self.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def to_mention_json(self, network: str = "x") -> dict[str, Any]:
-        """The item in the JSON shape ``socialcrm.core.model.MentionSchema`` reads."""
+        """The item in the JSON shape ``socialcrm.core.sdk.model.MentionSchema`` reads."""
         return {"network": network, "id": self.native_id, "text": self.text, "created_at": self.created_iso,
                 "author": {"id": self.author_id, "handle": self.author_handle, "name": self.author_name,
                            "followers": 10},

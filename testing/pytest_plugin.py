@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from .builders import make_context, make_record as _make_record
-from .fakes import FakeClock, FakeSystem, Upstream
+from socialcrm.testing.builders import make_context, make_record as _make_record
+from socialcrm.testing.fakes import FakeClock, FakeSystem, Upstream
 
 
 @pytest.fixture

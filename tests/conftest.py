@@ -18,8 +18,8 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from socialcrm.core.config import load_config
-from socialcrm.core.plugins import default_manager
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.engine.plugins import default_manager
 from socialcrm.core.store import Store, mentions as mentions_table
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -354,7 +354,7 @@ class ApiHarness:
 
     def __init__(self, config, plugins, tmp_path):
         from socialcrm.api import create_app
-        from socialcrm.core.pipeline import Pipeline
+        from socialcrm.core.engine.pipeline import Pipeline
         self.config, self.plugins, self.tmp_path = config, plugins, tmp_path
         self.now = self.NOW
         self.pipeline = Pipeline(config, plugins)

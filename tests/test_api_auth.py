@@ -7,8 +7,8 @@ import pytest
 
 from socialcrm.api import create_app
 from socialcrm.api.auth import find_token
-from socialcrm.core.config import ApiToken, load_config
-from socialcrm.core.errors import ConfigError
+from socialcrm.core.engine.config import ApiToken, load_config
+from socialcrm.core.sdk.errors import ConfigError
 
 # (method, path, json body, scope needed): every operation that needs a token.
 GUARDED = [

@@ -6,8 +6,8 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from socialcrm.core.cli import main
-from socialcrm.core.donotengage import author_key
+from socialcrm.core.cli.main import main
+from socialcrm.core.engine.donotengage import author_key
 from socialcrm.core.store import audit, feedback, mentions, outbox, records
 
 

@@ -47,8 +47,8 @@ def test_poll_unknown_disabled_and_scheduled(api):
 
 def test_poll_is_handed_to_the_running_schedule(api_env, write_config, plugins, tmp_path):
     from socialcrm.api import create_app
-    from socialcrm.core.config import load_config
-    from socialcrm.core.pipeline import Pipeline
+    from socialcrm.core.engine.config import load_config
+    from socialcrm.core.engine.pipeline import Pipeline
     (tmp_path / "mentions.jsonl").touch()
     config = load_config(write_config(api_env), plugins)
     pipeline = Pipeline(config, plugins)

@@ -1,6 +1,6 @@
-from socialcrm.core.brand import Brand
-from socialcrm.core.capture import capture
-from socialcrm.core.model import mention_from_json
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.capture import capture
+from socialcrm.core.sdk.model import mention_from_json
 
 BRAND = Brand("Brightwave", handles=["@Brightwave", "@BrightwaveHelp"])
 
@@ -44,7 +44,7 @@ def test_the_brands_own_posts_and_empty_posts_are_not_learned(mention_json):
 
 
 def test_near_identical_posts_share_a_fingerprint_and_are_counted_per_other_account():
-    from socialcrm.core.capture import count_repeats, fingerprint
+    from socialcrm.core.engine.capture import count_repeats, fingerprint
     a = fingerprint("WIN a FREE iPhone 17!!! Brightwave giveaway, click https://x.co/abc @friend #win")
     b = fingerprint("win a free iphone 16 brightwave giveaway click https://spam.example/z")
     assert a == b and fingerprint("too short to tell") is None
@@ -54,7 +54,7 @@ def test_near_identical_posts_share_a_fingerprint_and_are_counted_per_other_acco
 
 
 def test_a_wave_of_copies_is_spam_across_runs(config, plugins, tmp_path, mention_json, write_mentions):
-    from socialcrm.core.pipeline import Pipeline
+    from socialcrm.core.engine.pipeline import Pipeline
     text = "Brightwave customers: claim your reward today at {} before it expires, only a few left"
     write_mentions(tmp_path / "mentions.jsonl", [mention_json(str(i), text.format(f"https://r{i}.example"),
                                                               author={"id": f"a{i}", "handle": f"acct{i}"})

@@ -4,7 +4,7 @@ import json
 from click.testing import CliRunner
 
 from socialcrm.api import create_app
-from socialcrm.core.cli import main
+from socialcrm.core.cli.main import main
 
 
 def test_demo_runs_the_whole_workflow_on_the_bundled_samples(tmp_path):

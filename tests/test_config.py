@@ -1,9 +1,9 @@
 import pytest
 from click.testing import CliRunner
 
-from socialcrm.core.cli import main
-from socialcrm.core.config import load_config
-from socialcrm.core.errors import ConfigError
+from socialcrm.core.cli.main import main
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.errors import ConfigError
 
 
 def problems(write_config, plugins, text):

@@ -4,12 +4,12 @@ from datetime import datetime, timezone
 import pytest
 
 from socialcrm import Delivery, RetriableError, Sink
-from socialcrm.core.config import SinkConfig
-from socialcrm.core.connector import PluginContext
-from socialcrm.core.brand import Brand
-from socialcrm.core.delivery import Deliverer, backoff_delay
-from socialcrm.core.errors import AuthError
-from socialcrm.core.model import Record
+from socialcrm.core.engine.config import SinkConfig
+from socialcrm.core.sdk.connector import PluginContext
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.delivery import Deliverer, backoff_delay
+from socialcrm.core.sdk.errors import AuthError
+from socialcrm.core.sdk.model import Record
 from socialcrm.core.store import Store
 
 T0 = 1_800_000_000.0
@@ -207,7 +207,7 @@ def test_a_retry_after_is_honoured_exactly_and_costs_no_attempt(store):
 
 
 def test_only_one_of_several_loops_takes_the_half_open_probe(store_url):
-    from socialcrm.core.circuit import CircuitBreaker
+    from socialcrm.core.engine.circuit import CircuitBreaker
     setup = Store(store_url)
     setup.change_sink_state("crm", lambda row: {"breaker": "open", "failures": 5, "open_until": T0}, now=T0)
     admitted = []

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from socialcrm import Record
-from socialcrm.core.cli import main
+from socialcrm.core.cli.main import main
 from socialcrm.core.store import Outcome, Store, audit
 
 CONFIG = """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from socialcrm.core import hookspecs
-from socialcrm.core.plugins import PluginManager
+from socialcrm.core.sdk import hookspecs
+from socialcrm.core.engine.plugins import PluginManager
 from socialcrm.testing import BRAND, make_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_every_hookspec_is_documented_with_its_signature():
 def test_the_guide_documents_no_hook_that_does_not_exist():
     specs = _hookspecs()
     invented = [name for name in _sections() if name not in specs]
-    assert not invented, f"the guide documents hooks that core/hookspecs.py does not have: {invented}"
+    assert not invented, f"the guide documents hooks that core/sdk/hookspecs.py does not have: {invented}"
     implemented = {m.group(1) for block in _blocks("python")
                    for m in re.finditer(r"@hookimpl\s*\ndef (\w+)\(", block)}
     assert implemented and implemented <= set(specs), f"examples implement unknown hooks: {implemented - set(specs)}"

@@ -17,11 +17,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from socialcrm import PluginContext, Record
-from socialcrm.core.brand import Brand
-from socialcrm.core.cli import main
-from socialcrm.core.config import SinkConfig, load_config
-from socialcrm.core.delivery import Deliverer
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.cli.main import main
+from socialcrm.core.engine.config import SinkConfig, load_config
+from socialcrm.core.engine.delivery import Deliverer
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.core.store import Store, outbox
 from socialcrm.plugins.sinks.webhook import WebhookSink, WebhookSinkConfig
 
@@ -85,7 +85,7 @@ def test_an_outage_of_5xx_and_timeouts_then_recovery_delivers_every_record_exact
     cfg = SinkConfig("crm", "webhook", {}, max_batch=10, backoff_initial=1.0, backoff_max=8.0, max_attempts=20,
                      breaker_threshold=3, breaker_cooldown=20.0)
     deliverer = Deliverer(store, {"crm": (webhook(fake_crm.url), cfg)}, clock=clock, rng=lambda: 1.0)
-    caplog.set_level(logging.INFO, logger="socialcrm.core.circuit")
+    caplog.set_level(logging.INFO, logger="socialcrm.core.engine.circuit")
     for _ in range(200):
         deliverer.deliver_due()
         if store.delivery_counts(now=clock.now)[0]["delivered"] == len(batch):

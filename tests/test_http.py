@@ -3,8 +3,11 @@ import pytest
 import requests
 import responses
 
-from socialcrm.core.errors import AuthError, FatalError, RetriableError
-from socialcrm.core.http import MASTODON_STYLE, REDDIT_STYLE, X_STYLE, HttpClient, parse_retry_after, safe_url
+from socialcrm.core.sdk.errors import AuthError, FatalError, RetriableError
+from socialcrm.core.sdk.http import HttpClient, parse_retry_after, safe_url
+from socialcrm.plugins.sources.mastodon import MASTODON_STYLE
+from socialcrm.plugins.sources.reddit import REDDIT_STYLE
+from socialcrm.plugins.sources.x import X_STYLE
 from socialcrm.testing.fakes import FakeClock
 
 URL = "https://api.example.com/2/items"
@@ -64,7 +67,7 @@ def test_spent_budget_waits_for_the_reset_before_the_429_comes():
 
 
 def test_reset_header_styles():
-    from socialcrm.core.http import parse_reset
+    from socialcrm.core.sdk.http import parse_reset
     assert parse_reset("12", REDDIT_STYLE.reset_kind, T0) == T0 + 12
     from datetime import datetime, timezone
     expected = datetime(2027, 1, 15, 8, tzinfo=timezone.utc).timestamp()

@@ -1,9 +1,9 @@
 """The built-in jsonl source and sink."""
 import json
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.connector import PluginContext
-from socialcrm.core.model import Delivery, Record
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.connector import PluginContext
+from socialcrm.core.sdk.model import Delivery, Record
 from socialcrm.plugins.sinks.jsonl import JsonlSink
 from socialcrm.plugins.sources.jsonl import JsonlSource
 

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from socialcrm.core.learning.language import detect
+from socialcrm.core.engine.learning.language import detect
 
 
 def test_detects_the_languages_of_the_bundled_samples():

@@ -1,9 +1,9 @@
 import pytest
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.learning.classifier import Classifier
-from socialcrm.core.learning.influence import influence_of
-from socialcrm.core.model import Author, Engagement, mention_from_json
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.learning.classifier import Classifier
+from socialcrm.core.engine.learning.influence import influence_of
+from socialcrm.core.sdk.model import Author, Engagement, mention_from_json
 
 BRAND = Brand("Brightwave", handles=["@Brightwave", "@BrightwaveHelp"], keywords=["WaveBox"],
               competitors=["Orbit Fiber", "@OrbitFiber"])
@@ -44,7 +44,7 @@ def test_types_from_the_content_library(classifier, text, expected):
     ("Great job @BrightwaveHelp! Third outage this month and still no engineer. Brilliant.", "case"),
 ])
 def test_the_model_tells_a_problem_told_as_praise_from_sarcasm(text, expected):
-    from socialcrm.core.learning.textmodel import TextModel
+    from socialcrm.core.engine.learning.textmodel import TextModel
     record = learn(Classifier(BRAND, model=TextModel.default()), text)
     assert record.type == expected, record.reasons
 
@@ -56,7 +56,7 @@ def test_the_model_tells_a_problem_told_as_praise_from_sarcasm(text, expected):
     "right that's it, Orbit have had me offline 3 days. Who's actually good in Manchester? I'll switch today",
 ])
 def test_a_prospects_question_is_a_lead(text, with_model):
-    from socialcrm.core.learning.textmodel import TextModel
+    from socialcrm.core.engine.learning.textmodel import TextModel
     record = learn(Classifier(BRAND, model=TextModel.default() if with_model else None), text)
     assert record.type == "lead", record.reasons
 

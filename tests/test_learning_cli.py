@@ -3,7 +3,7 @@ import json
 
 from click.testing import CliRunner
 
-from socialcrm.core.cli import main
+from socialcrm.core.cli.main import main
 from socialcrm.core.store import Store
 
 LINES = [

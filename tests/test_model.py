@@ -4,7 +4,7 @@ import pytest
 from marshmallow import ValidationError
 
 from socialcrm import Delivery, DeliveryStatus, Record
-from socialcrm.core.model import Author, Sentiment, describe_validation_error, mention_from_json
+from socialcrm.core.sdk.model import Author, Sentiment, describe_validation_error, mention_from_json
 
 
 def test_mention_from_json_normalises_to_utc_and_keeps_raw(mention_json):
@@ -72,7 +72,7 @@ def test_the_fast_path_accepts_and_rejects_exactly_what_the_schema_does():
     import json
     from pathlib import Path
 
-    from socialcrm.core.model import _MENTION_SCHEMA
+    from socialcrm.core.sdk.model import _MENTION_SCHEMA
 
     samples = Path(__file__).resolve().parents[1] / "samples" / "mentions.jsonl"
     bases = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()[:40]]

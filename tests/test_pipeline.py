@@ -4,9 +4,9 @@ import json
 from click.testing import CliRunner
 
 from socialcrm import AuthError, Page, Source, hookimpl
-from socialcrm.core.cli import main
-from socialcrm.core.config import load_config
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.cli.main import main
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.engine.pipeline import Pipeline
 
 TEXTS = [
     ("1", "@BrightwaveHelp my internet is down again, third outage this week"),

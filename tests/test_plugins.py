@@ -5,8 +5,8 @@ import types
 import pytest
 
 from socialcrm import Source, hookimpl
-from socialcrm.core.errors import PluginError
-from socialcrm.core.plugins import PluginManager
+from socialcrm.core.sdk.errors import PluginError
+from socialcrm.core.engine.plugins import PluginManager
 
 PLUGIN_MODULE = '''
 from socialcrm import Delivery, Sink, hookimpl
@@ -98,7 +98,7 @@ def test_a_misspelt_hook_fails_at_registration():
 
 
 def test_learn_records_hook_sees_records_before_routing(config, plugins, tmp_path, mention_json, write_mentions):
-    from socialcrm.core.pipeline import Pipeline
+    from socialcrm.core.engine.pipeline import Pipeline
 
     calls = []
 

@@ -1,8 +1,8 @@
 from datetime import datetime, timezone
 
-from socialcrm.core.config import Route
-from socialcrm.core.model import Influence, Record
-from socialcrm.core.routing import route_record
+from socialcrm.core.engine.config import Route
+from socialcrm.core.sdk.model import Influence, Record
+from socialcrm.core.engine.routing import route_record
 
 NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
 ROUTES = [

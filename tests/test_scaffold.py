@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from socialcrm.core import scaffold
-from socialcrm.core.cli import main
+from socialcrm.core.services import scaffold
+from socialcrm.core.cli.main import main
 
 BIN = Path(sys.executable).parent
 POSTS = [

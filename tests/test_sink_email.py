@@ -15,8 +15,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from marshmallow import ValidationError
 
 from socialcrm import AuthError, Author, DeliveryStatus, PluginContext, Record, RetriableError
-from socialcrm.core.brand import Brand
-from socialcrm.core.model import Influence, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import Influence, Sentiment
 from socialcrm.plugins.sinks.email import EmailSink, EmailSinkConfig
 from socialcrm.testing import SinkContract
 

@@ -12,8 +12,8 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError, Author, DeliveryStatus, Record, RetriableError
-from socialcrm.core.brand import Brand
-from socialcrm.core.model import Influence, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import Influence, Sentiment
 from socialcrm.plugins.sinks.hubspot import HubSpotSink, HubSpotSinkConfig
 from socialcrm.testing import FakeClock, KitContext, SinkContract
 

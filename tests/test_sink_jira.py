@@ -13,8 +13,8 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError, Author, DeliveryStatus, Record
-from socialcrm.core.brand import Brand
-from socialcrm.core.model import Influence, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import Influence, Sentiment
 from socialcrm.plugins.sinks.jira import JiraSink, JiraSinkConfig, record_label
 from socialcrm.testing import FakeClock, KitContext, SinkContract
 

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from marshmallow import ValidationError
 
 from socialcrm import AuthError, ConfigError, DeliveryStatus, PluginContext, RetriableError
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.model import Author, Influence, Record, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.model import Author, Influence, Record, Sentiment
 from socialcrm.plugins.sinks.salesforce import SalesforceSink, SalesforceSinkConfig
 from socialcrm.testing import FakeClock
 

@@ -11,8 +11,8 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError, Author, DeliveryStatus, Record
-from socialcrm.core.brand import Brand
-from socialcrm.core.model import Influence, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import Influence, Sentiment
 from socialcrm.plugins.sinks import slack as slack_module
 from socialcrm.plugins.sinks.slack import SlackSink, SlackSinkConfig
 from socialcrm.testing import FakeClock, KitContext, SinkContract

@@ -18,9 +18,9 @@ import responses
 import yaml
 
 from socialcrm import AuthError, ConfigError, DeliveryStatus, PluginContext
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.model import Author, Influence, Record, Sentiment
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.model import Author, Influence, Record, Sentiment
 from socialcrm.plugins.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from socialcrm.testing import FakeClock
 

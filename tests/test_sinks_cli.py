@@ -8,7 +8,7 @@ import responses
 from click.testing import CliRunner
 
 from socialcrm import PluginContext
-from socialcrm.core.cli import main
+from socialcrm.core.cli.main import main
 
 SLACK = Path(__file__).parent / "payloads" / "slack"
 TOKEN = "xoxb-2222-3333-cliS3cretToken"

@@ -8,10 +8,10 @@ import pytest
 from marshmallow import ValidationError
 from responses import matchers
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.errors import AuthError, FatalError
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.errors import AuthError, FatalError
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.plugins.sources.hackernews import HackerNewsSource
 from socialcrm.testing import FakeClock, KitContext, SourceContract
 

@@ -13,10 +13,10 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError, RetriableError
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.errors import FatalError
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.errors import FatalError
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.plugins.sources.mastodon import MastodonSource, MastodonSourceConfig, html_to_text
 from socialcrm.testing import FakeClock, KitContext, SourceContract
 

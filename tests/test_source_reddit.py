@@ -13,9 +13,9 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.plugins.sources.reddit import RedditSource, RedditSourceConfig
 from socialcrm.testing import FakeClock, KitContext, SourceContract
 

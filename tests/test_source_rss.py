@@ -12,10 +12,10 @@ import pytest
 import responses
 from marshmallow import ValidationError
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.errors import AuthError
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.errors import AuthError
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.plugins.sources.rss import RssSource
 from socialcrm.testing import FakeClock, KitContext, SourceContract
 

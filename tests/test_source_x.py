@@ -11,10 +11,10 @@ from marshmallow import ValidationError
 from responses import matchers
 
 from socialcrm import AuthError, PluginContext
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import load_config
-from socialcrm.core.errors import ConfigError
-from socialcrm.core.pipeline import Pipeline
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.sdk.errors import ConfigError
+from socialcrm.core.engine.pipeline import Pipeline
 from socialcrm.plugins.sources.x import XSource, XSourceConfig, default_query
 from socialcrm.testing import FakeClock, KitContext, SourceContract
 

@@ -9,7 +9,7 @@ import responses
 from click.testing import CliRunner
 from responses import matchers
 
-from socialcrm.core.cli import main
+from socialcrm.core.cli.main import main
 from socialcrm.core.store import Store
 
 PAYLOADS = Path(__file__).parent / "payloads"

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from socialcrm.core.model import Record, mention_from_json
+from socialcrm.core.sdk.model import Record, mention_from_json
 from socialcrm.core.store import Outcome, Store
 
 NOW = 1_800_000_000.0

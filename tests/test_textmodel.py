@@ -1,4 +1,4 @@
-"""The text model (core/learning/textmodel.py): behaviour, the committed artefact's validation
+"""The text model (core/engine/learning/textmodel.py): behaviour, the committed artefact's validation
 figures, and the feedback loop (fine-tuning on corrections)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from socialcrm.core.learning.textmodel import (
+from socialcrm.core.engine.learning.textmodel import (
     SENTIMENT_LABELS,
     TextModel,
     TextScores,
@@ -20,7 +20,7 @@ from socialcrm.core.learning.textmodel import (
 )
 
 
-# Validation targets (see core/learning/MODEL_CARD.md)
+# Validation targets (see core/engine/learning/MODEL_CARD.md)
 TARGET_SENTIMENT_MACRO_RECALL = 0.66
 TARGET_COMPLAINT_F1 = 0.80  # not met yet (0.787): see test_complaint_validation_target_not_yet_met
 FLOOR_COMPLAINT_F1 = 0.77  # what the committed artefact must keep

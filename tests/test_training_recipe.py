@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from socialcrm.core.learning.textmodel import TextModel, f1_binary, macro_recall, train
+from socialcrm.core.engine.learning.textmodel import TextModel, f1_binary, macro_recall, train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mentions.jsonl"
 

@@ -10,10 +10,10 @@ import responses
 from marshmallow import ValidationError
 
 from socialcrm import DeliveryStatus, PluginContext, Record
-from socialcrm.core.brand import Brand
-from socialcrm.core.config import SinkConfig, load_config
-from socialcrm.core.delivery import Deliverer, utc_day
-from socialcrm.core.errors import AuthError, ConfigError
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.engine.config import SinkConfig, load_config
+from socialcrm.core.engine.delivery import Deliverer, utc_day
+from socialcrm.core.sdk.errors import AuthError, ConfigError
 from socialcrm.core.store import Store
 from socialcrm.plugins.sinks.webhook import WebhookSink, WebhookSinkConfig, sign
 from socialcrm.testing import SinkContract

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from socialcrm import Record
-from socialcrm.core.model import isoformat
+from socialcrm import isoformat, Record
+
 
 LITERAL = "="
 

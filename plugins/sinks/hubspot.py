@@ -24,8 +24,7 @@ from typing import Any, Sequence
 import requests
 from marshmallow import RAISE, Schema, fields, validate
 
-from socialcrm import AuthError, Delivery, Record, Sink, hookimpl
-from socialcrm.core.model import PRIORITIES
+from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, Sink
 
 from . import _render as render
 

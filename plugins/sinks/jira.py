@@ -23,9 +23,7 @@ from typing import Any, Sequence
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from requests.auth import HTTPBasicAuth
 
-from socialcrm import AuthError, Delivery, FatalError, Record, Sink, hookimpl
-from socialcrm.core.http import RateLimitHeaders
-from socialcrm.core.model import PRIORITIES
+from socialcrm import AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, Sink
 
 from . import _render as render
 

@@ -27,8 +27,8 @@ import jwt  # PyJWT, signing with cryptography's RSA
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, ConfigError, Delivery, FatalError, Record, RetriableError, Sink, hookimpl
-from socialcrm.core.model import PRIORITIES, RECORD_TYPES
+from socialcrm import (
+    AuthError, ConfigError, Delivery, FatalError, hookimpl, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink)
 
 from ._crm import check_source, social_identity, value_of
 

@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, Delivery, FatalError, Record, RetriableError, Sink, hookimpl
-from socialcrm.core.http import parse_retry_after
+from socialcrm import AuthError, Delivery, FatalError, hookimpl, parse_retry_after, Record, RetriableError, Sink
 
 from . import _render as render
 

@@ -38,8 +38,8 @@ from typing import Any, Sequence
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from socialcrm import Delivery, Record, RetriableError, Sink, hookimpl
-from socialcrm.core.http import RateLimitHeaders, safe_url
+from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, safe_url, Sink
+
 
 SIGNATURE_HEADER = "X-Socialcrm-Signature"
 TIMESTAMP_HEADER = "X-Socialcrm-Timestamp"

@@ -34,11 +34,14 @@ from typing import Any, Callable, Sequence
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, Delivery, FatalError, Record, RetriableError, Sink, hookimpl
-from socialcrm.core.http import ZENDESK_STYLE
-from socialcrm.core.model import PRIORITIES, RECORD_TYPES, isoformat
+from socialcrm import (
+    AuthError, Delivery, FatalError, hookimpl, isoformat, PRIORITIES, RateLimitHeaders, Record, RECORD_TYPES,
+    RetriableError, Sink)
 
 from ._crm import check_source, description, display_name, social_identity, subject, value_of
+
+#: Where the vendor says how much of its rate limit is left and when it resets.
+ZENDESK_STYLE = RateLimitHeaders("ratelimit-remaining", "ratelimit-reset", "delta")
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
-from socialcrm.core.brand import Brand
-from socialcrm.core.model import Page
+from socialcrm import Brand, Page
 
 
 class EnvSecret(fields.String):

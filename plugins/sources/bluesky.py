@@ -36,10 +36,9 @@ from typing import Any, Iterator
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, FatalError, Page, RetriableError, Source, hookimpl
-from socialcrm.core.http import RateLimitHeaders
-from socialcrm.core.model import Author, Engagement, Mention
-from socialcrm.core.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
+from socialcrm import (
+    AuthError, Author, brand_terms, Engagement, FatalError, hookimpl, Mention, Page, parse_time, quick,
+    RateLimitHeaders, require_env_secret, RetriableError, Source, stamp, unreachable)
 
 from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
 

@@ -31,10 +31,9 @@ from typing import Any, Iterator
 
 from marshmallow import fields, validate
 
-from socialcrm import FatalError, Page, RetriableError, Source, hookimpl
-from socialcrm.core.htmltext import html_to_text
-from socialcrm.core.model import Author, Engagement, Mention
-from socialcrm.core.sourceutil import brand_terms, parse_time, quick, unreachable
+from socialcrm import (
+    Author, brand_terms, Engagement, FatalError, hookimpl, html_to_text, Mention, Page, parse_time, quick,
+    RetriableError, Source, unreachable)
 
 from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
 

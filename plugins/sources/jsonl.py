@@ -1,6 +1,6 @@
 """jsonl source: mentions from a JSON Lines file, resumable by byte offset.
 
-One JSON object per line, in the shape ``socialcrm.core.model.MentionSchema`` reads (``network``,
+One JSON object per line, in the shape ``socialcrm.core.sdk.model.MentionSchema`` reads (``network``,
 ``id``, ``text``, ``created_at`` required). A line that is not a valid mention is reported with its
 line number and skipped; the rest of the page is kept. Lines appended later are picked up by the
 next run.
@@ -19,8 +19,7 @@ from typing import Any, Iterator
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from socialcrm import Page, Source, hookimpl
-from socialcrm.core.model import describe_validation_error, mention_from_json
+from socialcrm import describe_validation_error, hookimpl, mention_from_json, Page, Source
 
 
 class JsonlSourceConfig(Schema):

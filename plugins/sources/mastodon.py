@@ -34,13 +34,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from socialcrm import Page, Source, hookimpl
-from socialcrm.core.errors import AuthError, FatalError, RetriableError
-from socialcrm.core.http import MASTODON_STYLE
-from socialcrm.core.model import Author, Engagement, Mention, utc
+from socialcrm import (
+    AuthError, Author, Engagement, FatalError, hookimpl, Mention, Page, RateLimitHeaders, RetriableError, Source,
+    utc)
 
 from ._social import (EnvSecret, ItemError, SourceSchema, brand_terms, count, fetch_streams, id_key, iso_time,
                       missing_secret_message, need, unique)
+
+#: Where the vendor says how much of its rate limit is left and when it resets.
+MASTODON_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "iso")
 
 NETWORK = "mastodon"
 TOKEN_ENV = "MASTODON_ACCESS_TOKEN"

@@ -30,12 +30,14 @@ from typing import Any, Iterator
 
 from marshmallow import fields, validate
 
-from socialcrm import Page, Source, __version__, hookimpl
-from socialcrm.core.errors import AuthError, ConfigError, FatalError
-from socialcrm.core.http import REDDIT_STYLE
-from socialcrm.core.model import Author, Engagement, Mention, utc
+from socialcrm import (
+    __version__, AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, Mention, Page, RateLimitHeaders,
+    Source, utc)
 
 from ._social import EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, fetch_streams, need
+
+#: Where the vendor says how much of its rate limit is left and when it resets.
+REDDIT_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "delta")
 
 NETWORK = "reddit"
 WEB = "https://www.reddit.com"

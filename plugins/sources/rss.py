@@ -33,10 +33,9 @@ from urllib.parse import urlsplit
 import feedparser
 from marshmallow import fields, validate
 
-from socialcrm import AuthError, FatalError, Page, RetriableError, Source, hookimpl
-from socialcrm.core.htmltext import html_to_text
-from socialcrm.core.model import Author, Mention
-from socialcrm.core.sourceutil import quick, stamp, unreachable
+from socialcrm import (
+    AuthError, Author, FatalError, hookimpl, html_to_text, Mention, Page, quick, RetriableError, Source, stamp,
+    unreachable)
 
 from ._social import SourceSchema, Unreadable
 

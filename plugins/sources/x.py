@@ -30,12 +30,14 @@ from typing import Any, Iterator
 
 from marshmallow import fields, validate, validates_schema, ValidationError
 
-from socialcrm import Page, Source, hookimpl
-from socialcrm.core.errors import AuthError, ConfigError, FatalError
-from socialcrm.core.http import X_STYLE
-from socialcrm.core.model import Author, Engagement, Mention, isoformat, utc
+from socialcrm import (
+    AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, isoformat, Mention, Page, RateLimitHeaders,
+    Source, utc)
 
 from ._social import EnvSecret, ItemError, SourceSchema, count, fetch_streams, id_key, iso_time, need, unique
+
+#: Where the vendor says how much of its rate limit is left and when it resets.
+X_STYLE = RateLimitHeaders("x-rate-limit-remaining", "x-rate-limit-reset", "epoch")
 
 NETWORK = "x"
 WEB = "https://x.com"

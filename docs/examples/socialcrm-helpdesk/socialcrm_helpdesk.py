@@ -22,8 +22,11 @@ from typing import Any, Sequence
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from socialcrm import Delivery, Record, RetriableError, Sink, hookimpl
-from socialcrm.core.http import ZENDESK_STYLE
+from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, Sink
+
+#: Where the vendor says how much of its rate limit is left and when it resets.
+ZENDESK_STYLE = RateLimitHeaders("ratelimit-remaining", "ratelimit-reset", "delta")
+
 
 PRIORITY = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 TICKET_TYPE = {"case": "incident", "query": "question", "rfe": "task"}

@@ -1,0 +1,1 @@
+"""The ``socialcrm`` command line."""

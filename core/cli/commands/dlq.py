@@ -1,0 +1,125 @@
+"""``socialcrm dlq list|show|replay``: the records sinks refused for good, and sending them again.
+
+A dead letter is an outbox row in the ``dead`` state: the sink rejected the record (with its reason)
+or delivery gave up after ``max_attempts``. Replay puts rows back to pending with no attempts
+counted, and writes one ``audit`` entry per row saying who replayed it and what had gone wrong.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+
+from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.commands._common import default_actor
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _store(ctx: Context, config_path: str):
+    from socialcrm.core.store import Store
+    return Store(ctx.config(config_path).store_url)
+
+
+def register(main: click.Group) -> None:
+    """Add the ``dlq`` group to the ``socialcrm`` group."""
+
+    @main.group()
+    def dlq() -> None:
+        """Dead letters: records a sink refused for good or gave up on; list, show and replay them."""
+
+    @dlq.command("list")
+    @_config_option
+    @click.option("--sink", help="Only this sink's dead letters.")
+    @click.option("--limit", type=int, default=100, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per dead letter.")
+    @click.pass_obj
+    def list_(ctx: Context, config_path: str, sink: str | None, limit: int, as_json: bool) -> None:
+        """Dead letters, the most recent first, with each sink's reason."""
+        store = _store(ctx, config_path)
+        try:
+            rows = store.dead_letters(sink=sink, limit=limit)
+        finally:
+            store.close()
+        if as_json:
+            for row in rows:
+                click.echo(json.dumps(row, ensure_ascii=False))
+            return
+        if not rows:
+            click.echo("no dead letters" + (f" for sink {sink}" if sink else ""))
+            return
+        from rich.console import Console
+        from rich.table import Table
+        table = Table("id", "sink", "record", "type", "priority", "attempts", "dead since", expand=True)
+        table.add_column("reason", overflow="fold", ratio=1, min_width=30)
+        for row in rows:
+            table.add_row(str(row["id"]), row["sink"], row["record_id"], row["type"], row["priority"],
+                          str(row["attempts"]), _when(row["dead_at"]), row["error"] or "")
+        Console(width=max(Console().width, 140)).print(table)
+
+    @dlq.command("show")
+    @_config_option
+    @click.argument("outbox_id", type=int)
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+    @click.pass_obj
+    def show(ctx: Context, config_path: str, outbox_id: int, as_json: bool) -> None:
+        """One dead letter (by the id ``dlq list`` shows): the reason, the record, and its replay history."""
+        store = _store(ctx, config_path)
+        try:
+            row = store.dead_letter(outbox_id)
+        finally:
+            store.close()
+        if row is None:
+            raise click.ClickException(f"no outbox row {outbox_id} (see `socialcrm dlq list`)")
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            return
+        lines = [f"dead letter {row['id']}" if row["state"] == "dead" else f"outbox row {row['id']} ({row['state']})",
+                 f"  sink:      {row['sink']}",
+                 f"  record:    {row['record_id']} ({row['type']}, {row['priority']})",
+                 f"  attempts:  {row['attempts']}",
+                 f"  reason:    {row['last_error'] or '-'}",
+                 f"  queued:    {_when(row['created_at'])}",
+                 f"  updated:   {_when(row['updated_at'])}"]
+        for entry in row["audit"]:
+            lines.append(f"  {entry['action']} by {entry['actor']} at {_when(entry['at'])} "
+                         f"(it had failed with: {(entry['detail'] or {}).get('error')})")
+        lines.append("  record as the sink receives it:")
+        lines.append(json.dumps(row["record"], ensure_ascii=False, indent=2))
+        click.echo("\n".join(lines))
+
+    @dlq.command("replay")
+    @_config_option
+    @click.argument("outbox_ids", type=int, nargs=-1)
+    @click.option("--sink", help="Replay every dead letter of this sink.")
+    @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")
+    @click.option("--actor", default=default_actor, show_default="your login name",
+                  help="Who replays, for the audit log.")
+    @click.pass_obj
+    def replay(ctx: Context, config_path: str, outbox_ids: tuple[int, ...], sink: str | None, all_: bool,
+               actor: str) -> None:
+        """Send dead letters again (after fixing the config or the receiver): give IDs, --sink S or --all.
+
+        The rows go back to pending with no attempts counted; the next `socialcrm run` delivers them."""
+        chosen = sum((bool(outbox_ids), sink is not None, all_))
+        if chosen != 1:
+            raise click.UsageError("say which dead letters to replay: IDs, --sink NAME or --all (one of them)")
+        store = _store(ctx, config_path)
+        try:
+            if outbox_ids:
+                dead = {row["id"] for row in store.dead_letters()}
+                missing = [i for i in outbox_ids if i not in dead]
+                if missing:
+                    raise click.ClickException(f"not dead letters: {', '.join(map(str, missing))} "
+                                               "(see `socialcrm dlq list`); nothing replayed")
+            replayed = store.replay_dead(actor, ids=list(outbox_ids) or None, sink=sink)
+        finally:
+            store.close()
+        if not replayed:
+            click.echo("no dead letters to replay" + (f" for sink {sink}" if sink else ""))
+            return
+        click.echo(f"replayed {len(replayed)} dead letter{'s' if len(replayed) != 1 else ''}; they are pending "
+                   "again and go out on the next delivery pass")

@@ -1,0 +1,1 @@
+"""The engine: listen, capture, learn, route and deliver, over the store."""

@@ -1,0 +1,482 @@
+"""One TOML config file: brand, store, sources, sinks, routes and learning terms.
+
+``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) in any string fills in a secret from the environment.
+Every problem is reported at once, each naming the file, the block and the field, and the process
+refuses to start on an invalid config rather than guessing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.engine import make_url
+
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.connector import PluginContext
+from socialcrm.core.sdk.errors import ConfigError
+from socialcrm.core.sdk.model import MODES, PRIORITIES, RECORD_TYPES, SENTIMENTS, flatten_messages
+from socialcrm.core.engine.plugins import PluginManager
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+TERM_KINDS = (*RECORD_TYPES, "fraud")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class BrandSchema(_Strict):
+    """``[brand]``: who socialcrm listens for."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    handles = fields.List(fields.String(), load_default=list)
+    keywords = fields.List(fields.String(), load_default=list)
+    competitors = fields.List(fields.String(), load_default=list)
+
+
+class StoreSchema(_Strict):
+    """``[store]``: where mentions, records and the outbox live."""
+
+    url = fields.String(load_default="sqlite:///socialcrm.db")
+    max_pending = fields.Integer(load_default=100_000, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _url_parses(self, data, **_):
+        try:
+            make_url(data["url"])
+        except Exception as exc:
+            raise ValidationError(f"not a database URL ({exc})", field_name="url") from None
+
+
+class SourceHostSchema(_Strict):
+    """The keys socialcrm itself reads in every ``[sources.NAME]`` block."""
+
+    plugin = fields.String()
+    enabled = fields.Boolean(load_default=True)
+    poll_interval = fields.Float(load_default=300.0, validate=validate.Range(min=1))
+
+
+class SinkHostSchema(_Strict):
+    """The keys socialcrm itself reads in every ``[sinks.NAME]`` block."""
+
+    plugin = fields.String()
+    enabled = fields.Boolean(load_default=True)
+    max_batch = fields.Integer(validate=validate.Range(min=1))
+    max_attempts = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    backoff_initial = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    backoff_max = fields.Float(load_default=900.0, validate=validate.Range(min=0))
+    lease_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1))
+    breaker_threshold = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    breaker_cooldown = fields.Float(load_default=60.0, validate=validate.Range(min=0))
+    daily_call_budget = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    reserve_for_p1 = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=1))
+
+
+def _one_or_many(choices: tuple[str, ...] | None = None) -> fields.Field:
+    inner = fields.String(validate=validate.OneOf(choices)) if choices else fields.String()
+    return fields.List(inner)
+
+
+class RouteWhenSchema(_Strict):
+    """``when = {...}`` in a route: every condition given must hold (an empty table matches all)."""
+
+    type = _one_or_many(RECORD_TYPES)
+    sentiment = _one_or_many(SENTIMENTS)
+    priority = _one_or_many(PRIORITIES)
+    mode = _one_or_many(MODES)
+    network = _one_or_many()
+    source = _one_or_many()
+    lang = _one_or_many()
+    fraud = fields.Boolean()
+    min_influence = fields.Integer(validate=validate.Range(min=0, max=100))
+
+
+class RouteSchema(_Strict):
+    """``[[routes]]``: read top to bottom; the first rule that matches decides (unless ``continue``)."""
+
+    name = fields.String(required=True)
+    when = fields.Nested(RouteWhenSchema, load_default=dict)
+    sinks = fields.List(fields.String(), load_default=list)
+    team = fields.String(load_default=None, allow_none=True)
+    continue_ = fields.Boolean(data_key="continue", load_default=False)
+
+
+class LearningSchema(_Strict):
+    """``[learning]``: content-library terms per type and the priority knobs."""
+
+    default_terms = fields.Boolean(load_default=True)
+    terms = fields.Dict(keys=fields.String(validate=validate.OneOf(TERM_KINDS)), load_default=dict)
+    high_influence = fields.Integer(load_default=70, validate=validate.Range(min=0, max=100))
+    model = fields.String(load_default=None, allow_none=True)
+    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), load_default=None,
+                            allow_none=True)
+
+
+API_SCOPES = ("read", "write", "admin")
+_AUTHOR_REF = re.compile(r"^[a-z0-9_-]+:@?[^\s:@][^\s]*$")
+
+
+class ApiTokenSchema(_Strict):
+    """One ``[[api.tokens]]`` entry: who calls (the name audit entries show), the bearer token, its scopes."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    token = fields.String(required=True, validate=validate.Length(
+        min=16, error="too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)"))
+    scopes = fields.List(fields.String(validate=validate.OneOf(API_SCOPES)), required=True,
+                         validate=validate.Length(min=1))
+
+
+class ApiWebhookSchema(_Strict):
+    """``[api.webhooks.NAME]``: the shared secret a pusher signs its bodies with, and the replay window."""
+
+    secret = fields.String(required=True, validate=validate.Length(min=16, error="too short: use at least 16 "
+                                                                                "random characters"))
+    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
+
+
+class ApiSchema(_Strict):
+    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits, the do-not-engage list."""
+
+    tokens = fields.List(fields.Nested(ApiTokenSchema), load_default=list)
+    webhooks = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$")),
+                           values=fields.Nested(ApiWebhookSchema), load_default=dict)
+    max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
+    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
+        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")), load_default=list)
+    hash_salt = fields.String(load_default="socialcrm", validate=validate.Length(min=1))
+    public_docs = fields.Boolean(load_default=True)
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8080, validate=validate.Range(min=0, max=65535))
+
+    @validates_schema
+    def _names_unique(self, data, **_):
+        names = [t["name"] for t in data.get("tokens", [])]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValidationError(f"token names must be unique (twice: {', '.join(twice)})", field_name="tokens")
+
+
+class ConfigFileSchema(_Strict):
+    """The whole file; plugin blocks are validated afterwards by each plugin's own schema."""
+
+    brand = fields.Dict(required=True)
+    store = fields.Dict(load_default=dict)
+    sources = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    sinks = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    routes = fields.List(fields.Dict(), load_default=list)
+    learning = fields.Dict(load_default=dict)
+    api = fields.Dict(load_default=dict)
+
+
+@dataclass
+class SourceConfig:
+    """One ``[sources.NAME]`` block, validated."""
+
+    instance: str
+    plugin: str
+    options: dict[str, Any]
+    poll_interval: float = 300.0
+    enabled: bool = True
+
+
+@dataclass
+class SinkConfig:
+    """One ``[sinks.NAME]`` block, validated; the retry policy is per sink."""
+
+    instance: str
+    plugin: str
+    options: dict[str, Any]
+    max_batch: int = 100
+    max_attempts: int = 10
+    backoff_initial: float = 2.0
+    backoff_max: float = 900.0
+    lease_seconds: float = 120.0
+    enabled: bool = True
+    #: Consecutive failed batches that open the circuit, and the seconds before it probes again.
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 60.0
+    #: Calls per UTC day (None: no budget); the last ``reserve_for_p1`` of it is kept for P1 records.
+    daily_call_budget: int | None = None
+    reserve_for_p1: float = 0.1
+
+
+@dataclass
+class Route:
+    """A routing rule the customer can read: conditions, then the sinks and team it sends to."""
+
+    name: str
+    when: dict[str, Any]
+    sinks: list[str]
+    team: str | None = None
+    continue_: bool = False
+
+
+@dataclass
+class LearningConfig:
+    """Content-library terms (per type, optionally per language) and priority settings."""
+
+    terms: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    default_terms: bool = True
+    high_influence: int = 70
+    #: "default" (the bundled text model; also when unset), "none", or a path to a customer's model.
+    model: str | None = None
+    #: ISO 639-1 codes the brand hears: language detection only chooses among these when set.
+    languages: tuple[str, ...] | None = None
+
+
+@dataclass
+class ApiToken:
+    """A bearer token the API accepts: its name (the "who" of feedback and audit) and scopes."""
+
+    name: str
+    token: str
+    scopes: frozenset[str]
+
+
+@dataclass
+class ApiConfig:
+    """The ``[api]`` block, plus tokens from ``$SOCIALCRM_API_TOKENS``."""
+
+    tokens: list[ApiToken] = field(default_factory=list)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {secret, tolerance_seconds}
+    max_body_bytes: int = 1_048_576
+    do_not_engage: list[str] = field(default_factory=list)  # "network:handle"
+    hash_salt: str = "socialcrm"
+    public_docs: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
+
+
+def _env_tokens(problems: "_Problems") -> list[ApiToken]:
+    """``SOCIALCRM_API_TOKENS="name:scope+scope:token,..."``: tokens given by the environment alone."""
+    out = []
+    for number, entry in enumerate(filter(None, (e.strip() for e in os.environ.get(API_TOKENS_ENV, "").split(","))),
+                                   start=1):
+        name, _, rest = entry.partition(":")
+        scopes, _, token = rest.partition(":")
+        bad = [s for s in scopes.split("+") if s not in API_SCOPES]
+        if not name or not token or bad:
+            # The entry may hold a token: name only its position, never its text.
+            problems.add("", API_TOKENS_ENV, f"entry {number} is not NAME:SCOPE[+SCOPE]:TOKEN with scopes from "
+                                             f"{', '.join(API_SCOPES)}")
+        elif len(token) < 16:
+            problems.add("", API_TOKENS_ENV, f"entry {number} ({name}): token too short, use at least 16 characters")
+        else:
+            out.append(ApiToken(name, token, frozenset(scopes.split("+"))))
+    return out
+
+
+@dataclass
+class Config:
+    """A validated configuration, ready to build a pipeline from."""
+
+    path: Path
+    brand: Brand
+    store_url: str
+    max_pending: int
+    sources: list[SourceConfig]
+    sinks: list[SinkConfig]
+    routes: list[Route]
+    learning: LearningConfig
+    secrets: frozenset[str] = frozenset()
+    api: ApiConfig = field(default_factory=ApiConfig)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the config are read from."""
+        return self.path.parent
+
+    @classmethod
+    def brand_agnostic(cls) -> "Config":
+        """A config with no brand, sources, sinks or routes: the default learning step alone, as
+        ``socialcrm classify`` and the benchmarks use it when no config file is given."""
+        return cls(path=Path.cwd() / "socialcrm.toml", brand=Brand(name=""), store_url="sqlite://", max_pending=1,
+                   sources=[], sinks=[], routes=[], learning=LearningConfig())
+
+    def context(self, instance: str) -> PluginContext:
+        """The context a plugin instance is built with."""
+        return PluginContext(instance=instance, brand=self.brand, base_dir=str(self.base_dir),
+                             secrets=self.secrets)
+
+
+class _Problems:
+    """Collects every problem with its place before failing once."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.items: list[str] = []
+
+    def add(self, block: str, field_name: str, message: str) -> None:
+        where = f"{self.filename} [{block}]" if block else self.filename
+        self.items.append(f"{where} {field_name}: {message}" if field_name else f"{where}: {message}")
+
+    def add_validation(self, block: str, error: ValidationError) -> None:
+        for path, message in flatten_messages(error.messages):
+            if message == "Unknown field.":
+                message = "unknown field (a typo?)"
+            self.add(block, path, message)
+
+
+def _expand_env(value: Any, block: str, key: str, problems: _Problems, secrets: set[str]) -> Any:
+    """Fill ``${VAR}`` references; values taken from the environment are remembered as secrets."""
+    if isinstance(value, str):
+        def fill(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                secrets.add(os.environ[name])
+                return os.environ[name]
+            if default is not None:
+                return default
+            problems.add(block, key, f"environment variable {name} is not set (export {name}=...)")
+            return ""
+        return _ENV_REF.sub(fill, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, block, f"{key}.{k}" if key else k, problems, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, block, key, problems, secrets) for v in value]
+    return value
+
+
+def _normalise_terms(raw: dict[str, Any], problems: _Problems) -> dict[str, dict[str, list[str]]]:
+    """``case = [..]`` means English terms; ``case = {en = [..], es = [..]}`` gives them per language."""
+    terms: dict[str, dict[str, list[str]]] = {}
+    for kind, value in raw.items():
+        if isinstance(value, list) and all(isinstance(t, str) for t in value):
+            terms[kind] = {"en": value}
+        elif isinstance(value, dict) and all(
+                isinstance(v, list) and all(isinstance(t, str) for t in v) for v in value.values()):
+            terms[kind] = value
+        else:
+            problems.add("learning.terms", kind, "give a list of strings or a table of lists per language")
+    return terms
+
+
+def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
+    """Read, expand and validate a config file; raise ``ConfigError`` listing every problem."""
+    path = Path(path)
+    problems = _Problems(path.name)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+
+    try:
+        top = ConfigFileSchema().load(raw)
+    except ValidationError as exc:
+        problems.add_validation("", exc)
+        raise ConfigError(problems.items) from None
+
+    secrets: set[str] = set()
+
+    def section(schema: Schema, block: str, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return schema.load(_expand_env(data, block, "", problems, secrets))
+        except ValidationError as exc:
+            problems.add_validation(block, exc)
+            return {}
+
+    brand_data = section(BrandSchema(), "brand", top["brand"])
+    store = section(StoreSchema(), "store", top["store"])
+    learning = section(LearningSchema(), "learning", top["learning"])
+    api = section(ApiSchema(), "api", top["api"])
+    api_tokens = [ApiToken(t["name"], t["token"], frozenset(t["scopes"])) for t in api.get("tokens", [])]
+    api_tokens += _env_tokens(problems)
+    secrets.update(t.token for t in api_tokens)
+    secrets.update(w["secret"] for w in api.get("webhooks", {}).values())
+    sources = _plugin_blocks("sources", top["sources"], SourceHostSchema(), plugins.sources(), problems, secrets)
+    sinks = _plugin_blocks("sinks", top["sinks"], SinkHostSchema(), plugins.sinks(), problems, secrets)
+
+    raw_terms = top["learning"].get("terms")
+    terms = _normalise_terms({k: v for k, v in raw_terms.items() if k in TERM_KINDS}
+                             if isinstance(raw_terms, dict) else {}, problems)
+    sink_names = {name for name, *_ in sinks}
+    routes: list[Route] = []
+    for number, data in enumerate(top["routes"], start=1):
+        block = f"[routes] #{number}" if "name" not in data else f"routes.{data['name']}"
+        loaded = section(RouteSchema(), block, data)
+        named = data.get("sinks") if isinstance(data.get("sinks"), list) else []
+        for sink in named:
+            if isinstance(sink, str) and sink not in sink_names:
+                known = ", ".join(sorted(sink_names)) or "none defined"
+                problems.add(block, "sinks", f"no sink named {sink!r} (sinks: {known})")
+        if not loaded:
+            continue
+        routes.append(Route(loaded["name"], loaded["when"], loaded["sinks"], loaded["team"], loaded["continue_"]))
+
+    if problems.items:
+        raise ConfigError(problems.items)
+
+    source_configs = [SourceConfig(name, host.get("plugin", name), options, host["poll_interval"], host["enabled"])
+                      for name, host, options in sources]
+    sink_configs = []
+    for name, host, options in sinks:
+        plugin_max = plugins.sinks()[host.get("plugin", name)].cls.max_batch
+        sink_configs.append(SinkConfig(
+            name, host.get("plugin", name), options, min(host.get("max_batch", plugin_max), plugin_max),
+            host["max_attempts"], host["backoff_initial"], host["backoff_max"], host["lease_seconds"],
+            host["enabled"], breaker_threshold=host["breaker_threshold"], breaker_cooldown=host["breaker_cooldown"],
+            daily_call_budget=host["daily_call_budget"], reserve_for_p1=host["reserve_for_p1"]))
+    return Config(
+        path=path.resolve(),
+        brand=Brand(**brand_data),
+        store_url=_resolve_sqlite_path(store["url"], path.resolve().parent),
+        max_pending=store["max_pending"],
+        sources=source_configs,
+        sinks=sink_configs,
+        routes=routes,
+        learning=LearningConfig(terms, learning["default_terms"], learning["high_influence"], learning["model"],
+                                tuple(learning["languages"]) if learning["languages"] else None),
+        secrets=frozenset(s for s in secrets if s),
+        api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["do_not_engage"], api["hash_salt"],
+                      api["public_docs"], api["host"], api["port"]),
+    )
+
+
+def _plugin_blocks(kind: str, blocks: dict[str, dict[str, Any]], host_schema: Schema, registry: dict,
+                   problems: _Problems, secrets: set[str]) -> list[tuple[str, dict, dict]]:
+    """Split each block into the host's keys and the plugin's, and validate both."""
+    out = []
+    host_keys = set(host_schema.fields)
+    for name, data in blocks.items():
+        block = f"{kind}.{name}"
+        data = _expand_env(data, block, "", problems, secrets)
+        host_part = {k: v for k, v in data.items() if k in host_keys}
+        plugin_part = {k: v for k, v in data.items() if k not in host_keys}
+        try:
+            host = host_schema.load(host_part)
+        except ValidationError as exc:
+            problems.add_validation(block, exc)
+            continue
+        plugin_name = host.get("plugin", name)
+        if plugin_name not in registry:
+            known = ", ".join(sorted(registry)) or "none installed"
+            field_name = "plugin" if "plugin" in host else ""
+            problems.add(block, field_name, f"no {kind[:-1]} plugin named {plugin_name!r} (installed: {known})")
+            continue
+        try:
+            options = registry[plugin_name].cls.ConfigSchema().load(plugin_part)
+        except ValidationError as exc:
+            problems.add_validation(block, exc)
+            continue
+        out.append((name, host, options))
+    return out
+
+
+def _resolve_sqlite_path(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is read relative to the config file, not the working directory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not os.path.isabs(parsed.database):
+        return str(parsed.set(database=str(base_dir / parsed.database)))
+    return url

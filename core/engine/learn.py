@@ -1,0 +1,59 @@
+"""The learn stage as one piece: the built-in classifier, plugins' ``learn_records``, then routing.
+
+The pipeline, ``socialcrm classify`` and ``socialcrm evaluate`` all call ``Learner.learn``, so what
+is measured and what is tried on the command line is exactly what runs in production.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from socialcrm.core.engine.config import Config
+from socialcrm.core.sdk.errors import ConfigError
+from socialcrm.core.engine.learning.classifier import Classifier
+from socialcrm.core.sdk.model import Mention, Record
+from socialcrm.core.engine.plugins import PluginManager
+from socialcrm.core.engine.routing import route_records
+
+if TYPE_CHECKING:  # pragma: no cover
+    from socialcrm.core.engine.learning.textmodel import TextModel
+
+log = logging.getLogger(__name__)
+
+
+def load_model(setting: str | None, base_dir: Path | str = ".") -> "TextModel | None":
+    """The text model a ``[learning] model`` setting names: ``default`` (the bundled model, also when
+    unset), ``none`` (content library and lexicon only), or a path to a model a customer trained."""
+    if setting and setting.lower() == "none":
+        return None
+    from socialcrm.core.engine.learning.textmodel import TextModel
+    if not setting or setting.lower() == "default":
+        return TextModel.default()
+    path = Path(base_dir) / setting
+    try:
+        return TextModel.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"[learning] model: no model at {path} (train one with `socialcrm train`, "
+                          f"or write model = \"default\")") from None
+
+
+class Learner:
+    """Classify, let plugins add, and route a batch of mentions into records."""
+
+    def __init__(self, config: Config, plugins: PluginManager, enabled_sinks: set[str],
+                 model: "TextModel | None | str" = "config"):
+        self.config = config
+        self.plugins = plugins
+        self.enabled_sinks = enabled_sinks
+        if model == "config":
+            model = load_model(config.learning.model, config.base_dir)
+        self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
+                                     config.learning.high_influence, config.learning.languages, model=model)
+
+    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None) -> list[Record]:
+        """One routed record per mention, in order (``repeats``: see ``Classifier.learn``)."""
+        records = self.classifier.learn(mentions, repeats)
+        self.plugins.learn_records(records, mentions, self.config.brand)
+        route_records(records, self.config.routes, self.enabled_sinks)
+        return records

@@ -1,0 +1,273 @@
+"""The built-in classifier: content-library terms, lexicon sentiment and the text model decide a type.
+
+Each signal adds to a score per type; the reasons list says which terms, model scores and rules
+decided. With the text model (``core/engine/learning/textmodel.py``) its sentiment head gives the sentiment,
+and its complaint and suggestion heads weigh in on case/rant and rfe; without it the lexicon and the
+content library decide alone. Either way a support lead can read why a mention became a case.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import NOISE_TYPES, Mention, Record, Sentiment
+from socialcrm.core.engine.learning.influence import influence_of
+from socialcrm.core.engine.learning.language import detect as detect_language
+from socialcrm.core.engine.learning.priority import prioritise
+from socialcrm.core.engine.learning.sentiment import lexicon_scores, sentiment_from_lexicon
+from socialcrm.core.engine.learning.terms import TermMatcher, merge_terms
+
+if TYPE_CHECKING:  # pragma: no cover
+    from socialcrm.core.engine.learning.textmodel import TextModel, TextScores
+
+ACTIONABLE = ("case", "lead", "rfe", "query", "rant", "rave")  # ties go to the earlier, more actionable type
+URL = re.compile(r"https?://\S+")
+RT_PREFIX = re.compile(r"^RT @\w+:\s*")
+#: The languages the text model was trained on; elsewhere its scores count for less and say so.
+MODEL_LANGUAGES = frozenset({"en"})
+#: How much a term or signal for case/rant (rfe) still counts when the model says "no complaint"
+#: ("no suggestion"): enough to break ties, not enough to make the type alone (one term, 1 x 0.45,
+#: stays under the 0.5 a type needs; two terms make it). Chosen on the complaints training rows: at
+#: 0.6 a single term such as "still waiting" or "need help" overrode the model's "no complaint".
+DAMPING = 0.45
+#: How far the sentiment head must lean to praise (P(positive) - P(negative)) for a post with praise terms
+#: that the complaint head claims to count as a rave (a problem solved, told as thanks), not a complaint.
+PRAISE_STORY = 0.15
+#: Posts shorter than this (in words) give the model too little to read: there the terms decide.
+SHORT_POST_WORDS = 8
+
+
+@dataclass
+class Decision:
+    """The type with the scores and terms behind it."""
+
+    type: str
+    fraud: bool
+    scores: dict[str, float]
+    terms: dict[str, list[str]]
+    reason: str
+    confidence: float = 0.5
+
+
+class Classifier:
+    """Turns mentions into records: type, sentiment, influence, mode, priority, action and reasons."""
+
+    def __init__(self, brand: Brand, terms: dict[str, dict[str, list[str]]] | None = None,
+                 default_terms: bool = True, high_influence: int = 70, languages: tuple[str, ...] | None = None,
+                 model: "TextModel | None" = None):
+        self.brand = brand
+        self.languages = languages
+        self.high_influence = high_influence
+        self.matcher = TermMatcher(merge_terms(terms or {}, default_terms))
+        self.model = model
+
+    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None) -> list[Record]:
+        """One record per mention, in order. The text model scores the whole batch at once.
+
+        ``repeats[i]``: how many near-identical posts by other accounts came before ``mentions[i]``
+        (capture counts them); repeated posts are a mark of spam.
+        """
+        texts = [RT_PREFIX.sub("", m.text) if m.repost_of else m.text for m in mentions]
+        lexicons = [lexicon_scores(t) for t in texts]
+        scores: Sequence[TextScores | None] = (self.model.score(texts, lexicons) if self.model and texts
+                                               else [None] * len(texts))
+        repeats = repeats or [0] * len(texts)
+        return [self._learn(m, t, lex, sc, r) for m, t, lex, sc, r in zip(mentions, texts, lexicons, scores, repeats)]
+
+    def learn_one(self, mention: Mention) -> Record:
+        """Classify one mention into a record (not yet routed)."""
+        return self.learn([mention])[0]
+
+    def _learn(self, mention: Mention, text: str, lexicon: dict[str, float], scores: "TextScores | None",
+               repeats: int = 0) -> Record:
+        reasons: list[str] = []
+        if mention.lang:
+            lang = mention.lang.split("-")[0].lower()
+        else:
+            detected, probability = detect_language(text, self.languages)
+            lang = detected or "und"
+            reasons.append(f"language {lang} (detected, p={probability:.2f})" if detected
+                           else f"language unknown (detection unsure, p={probability:.2f})")
+        covered = lang in MODEL_LANGUAGES
+        sentiment, confidence, why = self.sentiment_of(lexicon, scores, covered, lang)
+        reasons.append(why)
+        mode, mode_reason = self.mode_of(mention, text)
+        reasons.append(mode_reason)
+        decision = self.decide(text, lang, lexicon["compound"], mention, mode, scores, covered, repeats)
+        reasons.append(decision.reason)
+        influence, influence_reason = influence_of(mention.author, mention.engagement)
+        reasons.append(influence_reason)
+        if mention.repost_of:
+            reasons.append(f"first heard through a repost ({mention.id})")
+        record = Record(
+            id=mention.canonical_id, network=mention.network, content=text, created_at=mention.created_at,
+            author=mention.author, source=mention.source, url=mention.url, lang=lang, type=decision.type,
+            sentiment=sentiment, influence=influence, mode=mode, reasons=reasons, fraud=decision.fraud,
+            engagement=mention.engagement, confidence=round(min(confidence, decision.confidence), 2))
+        record.priority, record.action, why = prioritise(record, self.high_influence)
+        reasons.append(why)
+        return record
+
+    @staticmethod
+    def sentiment_of(lexicon: dict[str, float], scores: "TextScores | None", covered: bool,
+                     lang: str) -> tuple[Sentiment, float, str]:
+        """The sentiment, how sure it is (0-1), and the sentence saying why."""
+        caveat = "" if covered else f"; language {lang!r} is not covered, low confidence"
+        if scores is None:
+            sentiment = sentiment_from_lexicon(lexicon)
+            confidence = min(1.0, 0.5 + abs(sentiment.score) / 2) * (1.0 if covered else 0.5)
+            return sentiment, confidence, f"sentiment {sentiment.label} ({sentiment.score:+.2f}, VADER lexicon{caveat})"
+        probs = scores.sentiment
+        label = max(probs, key=probs.get)
+        sentiment = Sentiment(label, round(probs["positive"] - probs["negative"], 4))
+        confidence = probs[label] * (1.0 if covered else 0.5)
+        evidence = ", ".join(f"{name!r}" for name, _ in scores.evidence[:4])
+        because = f"; because of {evidence}" if evidence else ""
+        return sentiment, confidence, (f"sentiment {label} (model p={probs[label]:.2f}, VADER "
+                                       f"{lexicon['compound']:+.2f}{because}{caveat})")
+
+    def mode_of(self, mention: Mention, text: str) -> tuple[str, str]:
+        """reactive (addressed to the brand), proactive (about it) or progressive (competitor, category)."""
+        handle = self.brand.addressed_in(text)
+        if mention.addressed_to_brand or handle:
+            return "reactive", f"mode reactive: addressed to the brand ({handle or 'a reply or mention'})"
+        named = self.brand.named_in(text)
+        if named:
+            return "proactive", f"mode proactive: names the brand ({named!r}) without addressing it"
+        competitor = self.brand.competitor_in(text)
+        if competitor:
+            return "progressive", f"mode progressive: about competitor {competitor!r}"
+        return "progressive", "mode progressive: about the category, the brand is not named"
+
+    def decide(self, text: str, lang: str, compound: float, mention: Mention, mode: str,
+               model: "TextScores | None" = None, covered: bool = True, repeats: int = 0) -> Decision:
+        """Score each type from terms, signals and the model's heads, and pick one."""
+        terms = self.matcher.match(text, lang)
+        scores = {kind: float(len(found)) for kind, found in terms.items() if kind != "fraud"}
+        notes: list[str] = []
+
+        def add(kind: str, amount: float, why: str) -> None:
+            scores[kind] = scores.get(kind, 0.0) + amount
+            notes.append(why)
+
+        if "spam" in scores:
+            add("spam", 0.5 * scores["spam"], "spam terms weigh 1.5")
+        links = len(URL.findall(text))
+        if links >= 2:
+            add("spam", 0.5, f"{links} links")
+        if mention.network == "rss":
+            add("news", 1.0, "an article from a feed")
+        # Copies by many accounts are spam when they push a link or an offer; without either, it takes
+        # a mass of them, because people do copy one complaint (an outage, a campaign) word for word.
+        if (repeats >= 2 and (links or "spam" in scores)) or repeats >= 8:
+            add("spam", 1.5 + 0.25 * min(repeats, 6), f"near-identical to {repeats} posts by other accounts")
+        fraud_terms = terms.get("fraud", [])
+        if model is not None and mention.network != "rss":
+            self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()))
+            if "?" in text and not scores.get("case") and not scores.get("lead") and model.complaint < self.model.complaint_threshold:
+                add("query", 0.5, "asks a question")
+        else:
+            if "?" in text and not scores.get("case") and not scores.get("lead"):
+                add("query", 0.5, "asks a question")
+            if compound <= -0.4:
+                add("rant", 0.5 if compound > -0.7 else 1.0, "strongly negative")
+                if scores.get("case"):
+                    add("case", 0.5, "negative with a concrete problem")
+            if (compound >= 0.5 and "rave" in scores) or compound >= 0.7:
+                add("rave", 0.5, "strongly positive")
+            if compound < 0 and scores.get("rave"):
+                scores["rave"] /= 2
+                notes.append("praise words in a negative post (sarcasm?) count half")
+
+        spam = scores.get("spam", 0.0)
+        best = max(ACTIONABLE, key=lambda k: (scores.get(k, 0.0), -ACTIONABLE.index(k)))
+        best_score = scores.get(best, 0.0)
+        if spam >= 1.5 and spam >= best_score:
+            kind = "spam"
+        elif scores.get("news", 0.0) >= 1 and mode != "reactive" and scores["news"] >= best_score:
+            kind = "news"
+        elif fraud_terms:
+            kind = "case"
+        elif best_score >= 0.5:
+            kind = best
+        else:
+            kind = "other"
+        fraud = bool(fraud_terms) and kind not in NOISE_TYPES
+        total = sum(v for v in scores.values() if v > 0)
+        confidence = 0.5 if kind == "other" or not total else min(1.0, 0.35 + 0.65 * scores.get(kind, 0.0) / total)
+        if fraud:
+            confidence = max(confidence, 0.8)
+        reason = self._explain(kind, fraud, scores, terms, notes)
+        return Decision(kind, fraud, scores, terms, reason, round(confidence, 2))
+
+    def _weigh_model(self, model: "TextScores", scores: dict[str, float], notes: list[str], add, covered: bool,
+                     mode: str, fraud: bool, words: int) -> None:
+        """Fold the model's complaint, suggestion and sentiment heads into the type scores."""
+        weight = 1.0 if covered else 0.5
+        c_threshold = self.model.complaint_threshold
+        s_threshold = self.model.suggestion_threshold
+        p_complaint, p_suggestion = model.complaint, model.suggestion
+        p_positive, p_negative = model.sentiment["positive"], model.sentiment["negative"]
+        # "Engineer came out same day, legends": a problem told as praise reads like a complaint to the
+        # complaint head, but the sentiment head hears the praise. Such a post is a rave to engage.
+        praise_story = (p_complaint >= c_threshold and p_positive - p_negative >= PRAISE_STORY
+                        and bool(scores.get("rave")))
+        if p_complaint >= c_threshold and not praise_story:
+            strength = weight * (1.0 + 2.0 * (p_complaint - c_threshold) / max(1e-6, 1 - c_threshold))
+            # A complaint that names a concrete problem, or is said to the brand, is a case to work;
+            # one without either is a rant (brand risk).
+            concrete = scores.get("case", 0.0) >= scores.get("rant", 0.0) and (scores.get("case") or mode == "reactive")
+            kind = "case" if concrete or fraud else "rant"
+            add(kind, strength, f"model: complaint p={p_complaint:.2f} (>= {c_threshold:.2f})")
+        elif praise_story:
+            for kind in ("case", "rant"):
+                if scores.get(kind):
+                    scores[kind] *= DAMPING
+            notes.append(f"model: a complaint (p={p_complaint:.2f}) told as praise (positive p={p_positive:.2f})")
+        else:
+            # Terms still count when the model is unsure (two of them make the type), far less when it is
+            # sure it is no complaint. In very short posts ("WaveBox doesn't work") the model has too
+            # little to read, so there the terms decide alone.
+            if words < SHORT_POST_WORDS:
+                damping = 1.0
+            else:
+                damping = DAMPING / 2 if p_complaint < c_threshold / 3 else DAMPING
+            for kind in ("case", "rant"):
+                if scores.get(kind):
+                    scores[kind] *= damping
+            notes.append(f"model: not a complaint (p={p_complaint:.2f} < {c_threshold:.2f})")
+        if p_suggestion >= s_threshold:
+            add("rfe", weight * (1.0 + 2.0 * (p_suggestion - s_threshold) / max(1e-6, 1 - s_threshold)),
+                f"model: suggestion p={p_suggestion:.2f} (>= {s_threshold:.2f})")
+        elif scores.get("rfe"):
+            scores["rfe"] *= DAMPING
+            notes.append(f"model: not a suggestion (p={p_suggestion:.2f} < {s_threshold:.2f})")
+        if (p_complaint < c_threshold or praise_story) and p_positive >= 0.6:
+            add("rave", weight * (0.5 + p_positive - 0.6) if "rave" in scores else weight * (p_positive - 0.6),
+                f"model: positive p={p_positive:.2f}")
+        if scores.get("rave") and p_negative >= 0.5:
+            scores["rave"] *= DAMPING
+            notes.append("praise words in a negative post (sarcasm?) count less")
+        elif scores.get("rave") and p_complaint >= c_threshold and not praise_story:
+            # "Great job! 3 power outages in 3 months": praise words in what the model reads as a complaint
+            scores["rave"] *= DAMPING
+            notes.append("praise words in a complaint (sarcasm?) count less")
+
+    @staticmethod
+    def _explain(kind: str, fraud: bool, scores: dict[str, float], terms: dict[str, list[str]],
+                 notes: list[str]) -> str:
+        ranked = sorted(((s, k) for k, s in scores.items() if s > 0), reverse=True)[:3]
+        score_text = ", ".join(f"{k} {s:g}" for s, k in ranked) or "no type scored"
+        found = "; ".join(f"{k}: {', '.join(repr(t) for t in v[:4])}" for k, v in terms.items())
+        parts = [f"type {kind}: scores {score_text}"]
+        if found:
+            parts.append(f"terms {found}")
+        if notes:
+            parts.append("signals " + ", ".join(dict.fromkeys(notes)))
+        if fraud:
+            parts.append("fraud terms make it a case for the fraud rule")
+        if kind == "other":
+            parts.append("nothing marks it as a type that needs action")
+        return " | ".join(parts)

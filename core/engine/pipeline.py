@@ -1,0 +1,212 @@
+"""The workflow, listen -> capture -> learn -> engage, in-process over the store.
+
+Each stage is a plain function over a batch (``capture``, ``Classifier.learn``, ``route_records``,
+``Deliverer.deliver_due``); ``Pipeline`` wires them to the configured plugins and the store.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from socialcrm.core.engine.capture import capture, fingerprint
+from socialcrm.core.engine.donotengage import hold_back
+from socialcrm.core.engine.config import Config
+from socialcrm.core.sdk.connector import Sink, Source
+from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
+from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
+from socialcrm.core.engine.learn import Learner
+from socialcrm.core.sdk.model import Page
+from socialcrm.core.engine.plugins import PluginManager
+from socialcrm.core.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ListenStats:
+    """What listening did, summed over sources."""
+
+    pages: int = 0
+    fetched: int = 0
+    stored: int = 0
+    records: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    reposts: int = 0
+    own_posts: int = 0
+    unreadable: int = 0
+    by_type: Counter = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
+    paused: bool = False
+
+
+class Pipeline:
+    """The configured sources, classifier, routes and sinks over one store."""
+
+    def __init__(self, config: Config, plugins: PluginManager, store: Store | None = None):
+        self.config = config
+        self.plugins = plugins
+        self.store = store or Store(config.store_url)
+        source_classes = plugins.sources()
+        sink_classes = plugins.sinks()
+        self.sources: dict[str, Source] = {}
+        self.poll_intervals: dict[str, float] = {}
+        for sc in config.sources:
+            if sc.enabled:
+                self.sources[sc.instance] = source_classes[sc.plugin].cls(sc.options, config.context(sc.instance))
+                self.poll_intervals[sc.instance] = sc.poll_interval
+        sinks: dict[str, tuple[Sink, Any]] = {}
+        for kc in config.sinks:
+            if kc.enabled:
+                sinks[kc.instance] = (sink_classes[kc.plugin].cls(kc.options, config.context(kc.instance)), kc)
+        self.deliverer = Deliverer(self.store, sinks)
+        self.learner = Learner(config, plugins, set(self.deliverer.sinks))
+        self.stop_event = threading.Event()
+        self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
+
+    # --- listen -> capture -> learn -> store ---
+
+    def listen(self, only: str | None = None, on_page: Callable[[str, Page], None] | None = None) -> ListenStats:
+        """Fetch every enabled source (or only one) from its stored cursor, page by page."""
+        stats = ListenStats()
+        for name, source in self.sources.items():
+            if only and name != only:
+                continue
+            self.listen_source(name, source, stats, on_page)
+            if stats.paused:
+                break
+        return stats
+
+    def listen_source(self, name: str, source: Source, stats: ListenStats,
+                      on_page: Callable[[str, Page], None] | None = None) -> None:
+        """Fetch one source until it has nothing new, the outbox is full, or it fails."""
+        if self._outbox_full():  # a full outbox takes no further page, even the first of a poll
+            stats.paused = True
+            return
+        cursor = self.store.get_cursor(name)
+        try:
+            for page in source.fetch(cursor):
+                self.ingest(name, page, stats)
+                if on_page:
+                    on_page(name, page)
+                if self.stop_event.is_set():
+                    break
+                if self._outbox_full():
+                    stats.paused = True
+                    break
+        except AuthError as exc:
+            stats.errors[name] = f"authentication failed: {exc}"
+            log.error("source %s stopped: authentication failed: %s (the other sources go on)", name, exc)
+            self.store.note_poll(name, stats.errors[name])
+        except RetriableError as exc:
+            stats.errors[name] = f"temporary failure: {exc}"
+            log.warning("source %s: temporary failure, will try again next poll: %s", name, exc)
+            self.store.note_poll(name, stats.errors[name])
+        except PluginError:
+            raise
+        except Exception as exc:  # one broken source must not stop the others
+            stats.errors[name] = f"{type(exc).__name__}: {exc}"
+            log.exception("source %s failed", name)
+            self.store.note_poll(name, stats.errors[name])
+
+    def _outbox_full(self) -> bool:
+        open_rows = self.store.open_deliveries()
+        if open_rows >= self.config.max_pending:
+            log.warning("outbox holds %d undelivered rows (store.max_pending = %d): listening paused "
+                        "until the sinks catch up", open_rows, self.config.max_pending)
+            return True
+        return False
+
+    def ingest(self, source: str, page: Page, stats: ListenStats | None = None,
+               cursor_key: str | None = None) -> None:
+        """Capture, learn and route one page, then store it with its cursor in one transaction.
+
+        The cursor is stored under ``cursor_key`` when given (a backfill keeps its own, apart from
+        the source's live cursor), else under the source's name.
+        """
+        stats = stats if stats is not None else ListenStats()
+        for mention in page.mentions:
+            mention.source = source
+        for problem in page.errors:
+            log.warning("source %s: skipped an unreadable item: %s", source, problem)
+        with self.store.begin() as conn:
+            seen_mentions, seen_records = self.store.known(
+                conn, [m.id for m in page.mentions], [m.canonical_id for m in page.mentions])
+            captured = capture(page.mentions, seen_mentions, seen_records, self.config.brand)
+            repeats = self.store.count_repeats(conn, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
+                                                      for m in captured.to_learn])
+            records = self.learner.learn(captured.to_learn, repeats)
+            hold_back(self.store, conn, records, self.config.api)
+            queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
+                                          captured.reposts)
+        stats.pages += 1
+        stats.fetched += len(page.mentions)
+        stats.stored += len(captured.new)
+        stats.records += len(records)
+        stats.queued += queued
+        stats.duplicates += captured.duplicates
+        stats.reposts += sum(captured.reposts.values())
+        stats.own_posts += captured.own_posts
+        stats.unreadable += len(page.errors)
+        stats.by_type.update(r.type for r in records)
+
+    # --- engage ---
+
+    def deliver(self) -> DeliveryStats:
+        """Deliver everything that is due now."""
+        return self.deliverer.deliver_due()
+
+    def run_once(self, on_page: Callable[[str, Page], None] | None = None) -> tuple[ListenStats, DeliveryStats]:
+        """Listen to every source until it has nothing new, then deliver everything due."""
+        listened = self.listen(on_page=on_page)
+        delivered = self.deliver()
+        while listened.paused and delivered.total() and not self.stop_event.is_set():
+            more = self.listen(on_page=on_page)  # the outbox drained: go on listening
+            _merge(listened, more)
+            listened.paused = more.paused
+            step = self.deliver()
+            for name in ("delivered", "retried", "dead", "calls"):
+                getattr(delivered, name).update(getattr(step, name))
+            if not step.total():
+                break
+        return listened, delivered
+
+    def request_poll(self, name: str) -> None:
+        """Have ``run_forever`` poll source ``name`` on its next tick rather than at its interval."""
+        self.poll_requests.add(name)
+
+    def run_forever(self, tick: float = 1.0) -> None:
+        """Poll each source on its interval and deliver between polls, until ``stop_event`` is set."""
+        next_poll = {name: 0.0 for name in self.sources}
+        while not self.stop_event.is_set():
+            now = time.time()
+            stats = ListenStats()
+            for name, source in self.sources.items():
+                if (next_poll[name] <= now or name in self.poll_requests) and not self._outbox_full():
+                    self.poll_requests.discard(name)
+                    self.listen_source(name, source, stats)
+                    next_poll[name] = time.time() + self.poll_intervals[name]
+            if stats.records:
+                log.info("listened: %d new records from %d mentions", stats.records, stats.fetched)
+            self.deliver()
+            self.stop_event.wait(tick)
+
+    def close(self) -> None:
+        """Close every plugin instance and the store."""
+        for source in self.sources.values():
+            source.close()
+        for sink, _ in self.deliverer.sinks.values():
+            sink.close()
+        self.store.close()
+
+
+def _merge(into: ListenStats, more: ListenStats) -> None:
+    for name in ("pages", "fetched", "stored", "records", "queued", "duplicates", "reposts", "own_posts",
+                 "unreadable"):
+        setattr(into, name, getattr(into, name) + getattr(more, name))
+    into.by_type.update(more.by_type)
+    into.errors.update(more.errors)

@@ -1,0 +1,75 @@
+"""Routing: ``[[routes]]`` rules, read top to bottom, decide which sinks and team get a record.
+
+A rule matches when every condition in its ``when`` table holds. The first matching rule decides,
+unless it says ``continue = true``, in which case later rules may add sinks. Noise (spam, news) is
+routed only by a rule that names that type explicitly, so a catch-all rule never ships spam.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from socialcrm.core.engine.config import Route
+from socialcrm.core.sdk.model import NOISE_TYPES, Record
+
+_LIST_FIELDS = {
+    "type": lambda r: r.type,
+    "sentiment": lambda r: r.sentiment.label,
+    "priority": lambda r: r.priority,
+    "mode": lambda r: r.mode,
+    "network": lambda r: r.network,
+    "source": lambda r: r.source,
+    "lang": lambda r: r.lang,
+}
+
+
+def matches(route: Route, record: Record) -> str | None:
+    """Why the route matches the record (a readable list of the conditions), or None if it does not."""
+    why: list[str] = []
+    when = route.when
+    if record.type in NOISE_TYPES and record.type not in when.get("type", ()):
+        return None
+    for name, value_of in _LIST_FIELDS.items():
+        if name in when:
+            value = value_of(record)
+            if value not in when[name]:
+                return None
+            why.append(f"{name} is {value}")
+    if "fraud" in when:
+        if record.fraud != when["fraud"]:
+            return None
+        why.append("fraud" if record.fraud else "not fraud")
+    if "min_influence" in when:
+        if record.influence.score < when["min_influence"]:
+            return None
+        why.append(f"influence {record.influence.score} >= {when['min_influence']}")
+    return " and ".join(why) or "matches everything"
+
+
+def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str]) -> None:
+    """Set ``record.route``, ``record.team`` and add the routing reason."""
+    sinks: list[str] = []
+    matched = False
+    for route in routes:
+        why = matches(route, record)
+        if why is None:
+            continue
+        matched = True
+        for sink in route.sinks:
+            if sink in enabled_sinks and sink not in sinks:
+                sinks.append(sink)
+        record.team = record.team or route.team
+        target = ", ".join(route.sinks) or "no sink"
+        team = f", team {route.team}" if route.team else ""
+        record.reasons.append(f"route {route.name!r}: {why} -> {target}{team}")
+        if not route.continue_:
+            break
+    if not matched:
+        noise = " (noise is routed only by a rule naming its type)" if record.type in NOISE_TYPES else ""
+        record.reasons.append(f"route: no rule matched, kept without delivery{noise}")
+    record.route = sinks
+
+
+def route_records(records: Sequence[Record], routes: Sequence[Route], enabled_sinks: set[str]) -> None:
+    """Route a batch."""
+    for record in records:
+        route_record(record, routes, enabled_sinks)

@@ -1,0 +1,129 @@
+"""Base classes for the two kinds of connector plugin: sources (listen) and sinks (engage)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+
+from marshmallow import RAISE, Schema
+
+from socialcrm.core.sdk.brand import Brand
+from socialcrm.core.sdk.model import Delivery, Page, Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    from socialcrm.core.sdk.http import HttpClient
+
+
+class EmptySchema(Schema):
+    """The config schema of a plugin that takes no options: any key is a typo and an error."""
+
+    class Meta:
+        unknown = RAISE
+
+
+@dataclass
+class PluginContext:
+    """What the host hands a plugin instance besides its own config block.
+
+    ``instance`` is the block name in the config (``[sinks.care_desk]`` -> ``care_desk``); ``brand``
+    the brand being listened for; ``base_dir`` the folder relative paths in the config are read from.
+    """
+
+    instance: str
+    brand: Brand
+    base_dir: str = "."
+    secrets: frozenset[str] = field(default_factory=frozenset)
+    #: The HTTP clients ``http()`` made, so the host can count the calls an instance makes.
+    http_clients: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger named for this plugin instance."""
+        return logging.getLogger(f"socialcrm.plugin.{self.instance}")
+
+    def http(self, **options: Any) -> "HttpClient":
+        """The shared HTTP layer for this instance (timeouts, retries, rate limits, redaction); see
+        ``socialcrm.core.sdk.http.HttpClient`` for the options."""
+        from socialcrm.core.sdk.http import HttpClient
+        options.setdefault("secrets", self.secrets)
+        client = HttpClient(self.instance, **options)
+        self.http_clients.append(client)
+        return client
+
+    @property
+    def http_calls(self) -> int:
+        """HTTP requests sent so far through the clients ``http()`` made (retries included)."""
+        return sum(client.calls for client in self.http_clients)
+
+
+class Connector:
+    """What sources and sinks share: a name, a config schema, and the lifecycle."""
+
+    #: The name users write as ``plugin = "..."``; by convention also the module's file stem.
+    name: ClassVar[str] = ""
+    #: A marshmallow schema for the plugin's config block; unknown keys must be rejected.
+    ConfigSchema: ClassVar[type[Schema]] = EmptySchema
+    #: Config fields that hold secrets: their values never reach a log line or an error message.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: dict[str, Any], context: PluginContext):
+        self.config = config
+        self.context = context
+        self.log = context.log
+
+    def check(self) -> str:
+        """Make one harmless call to prove the credentials and permissions work; return what was found.
+
+        Raise ``AuthError`` or ``RetriableError`` with a message a person can act on when it fails.
+        """
+        return "nothing to check"
+
+    def close(self) -> None:
+        """Release files, sessions and connections. Called once when the run ends."""
+
+
+class Source(Connector):
+    """A source listens to one network (or file, or feed) and yields pages of mentions.
+
+    Subclass it, set ``name`` and ``ConfigSchema``, and implement ``fetch``.
+    """
+
+    def fetch(self, cursor: Any) -> Iterator[Page]:
+        """Yield pages of mentions newer than ``cursor``, each with the cursor to resume after it.
+
+        ``cursor`` is what the last stored page returned (``None`` on the first run) and must be
+        JSON-serialisable. The host stores a page's mentions and its cursor in one transaction, so a
+        page yielded is never skipped and at most one page is re-read after a crash. Raise
+        ``AuthError`` for bad credentials and ``RetriableError`` for transient trouble.
+        """
+        raise NotImplementedError
+
+    def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
+        """Optionally yield pages of history back to ``since``. Sources that cannot, don't override.
+
+        ``cursor`` is what the last stored backfill page returned (``None`` for a new backfill), so
+        an interrupted backfill resumes; ``socialcrm backfill`` keeps it apart from the live cursor.
+        """
+        raise NotImplementedError(f"source {self.name!r} cannot backfill")
+
+
+class Sink(Connector):
+    """A sink delivers records to a system of record and answers one ``Delivery`` per record.
+
+    Subclass it, set ``name``, ``ConfigSchema`` and ``max_batch``, and implement ``send``.
+    """
+
+    #: The most records ``send`` is given at once.
+    max_batch: ClassVar[int] = 100
+
+    def send(self, records: Sequence[Record]) -> list[Delivery]:
+        """Deliver ``records`` and return exactly one ``Delivery`` per record, in any order.
+
+        Use the record id as the idempotency key (an upsert by external id, an ``Idempotency-Key``
+        header), so a re-send after a crash updates the same object instead of making a second one.
+        A record the system refuses for good is ``Delivery.rejected`` (it goes to the dead-letter
+        queue); a transient failure is ``Delivery.retry``. Raising ``RetriableError`` means every
+        record of the batch is retried.
+        """
+        raise NotImplementedError

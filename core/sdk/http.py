@@ -1,0 +1,237 @@
+"""The one HTTP layer every connector uses: a ``requests.Session`` with timeouts, retries and rate limits.
+
+- Every call has a timeout.
+- Transport errors, 408 and 5xx are retried with exponential backoff and jitter (tenacity), honouring
+  ``Retry-After`` when the server sends it.
+- 429 waits exactly as long as ``Retry-After`` or the vendor's reset header says, on its own budget;
+  a wait longer than ``max_wait`` is not slept through but raised as ``RetriableError(retry_after=...)``
+  so the caller (the outbox, the source scheduler) comes back later.
+- Vendors' remaining/reset headers are read on every response: when the remaining budget reaches zero,
+  the next call waits for the reset instead of spending a request on a 429.
+- 401/403 raise ``AuthError``; with ``classify=True`` (the default) other 4xx raise ``FatalError``.
+- Secrets never reach a log line or an error: URLs are logged without their query, and known secret
+  values are masked.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from socialcrm.core.sdk.errors import AuthError, FatalError, RetriableError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "socialcrm/0.1.0"
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Where a vendor says how much budget is left and when it resets.
+
+    ``reset_kind``: ``epoch`` (Unix seconds), ``delta`` (seconds from now) or ``iso`` (an ISO 8601 time).
+    Each plugin declares its vendor's style as data, for example
+    ``RateLimitHeaders("x-rate-limit-remaining", "x-rate-limit-reset", "epoch")``.
+    """
+
+    remaining: str | None = None
+    reset: str | None = None
+    reset_kind: str = "epoch"
+
+
+
+
+class _Transient(Exception):
+    """Internal: a failure tenacity should retry, with the wait the server asked for (if any)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, rate_limited: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def parse_reset(value: str | None, kind: str, now: float) -> float | None:
+    """The Unix time a rate-limit window resets, from a vendor's reset header."""
+    if not value:
+        return None
+    try:
+        if kind == "epoch":
+            return float(value)
+        if kind == "delta":
+            return now + float(value)
+        if kind == "iso":
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        log.debug("unreadable rate-limit reset header %r", value)
+    return None
+
+
+def safe_url(url: str) -> str:
+    """The URL without its query string or credentials, for logs and errors."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+class HttpClient:
+    """HTTP for one plugin instance. Build one per instance and reuse it (it keeps the connection pool
+    and the rate-limit state).
+
+    ``sleep`` and ``clock`` are injectable so tests can record the waits instead of sleeping.
+    """
+
+    def __init__(self, name: str, *, timeout: float = 30.0, max_attempts: int = 5, max_wait: float = 900.0,
+                 backoff_initial: float = 1.0, backoff_max: float = 60.0,
+                 rate_limit: RateLimitHeaders | None = None, secrets: Iterable[str] = (),
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None):
+        self.name = name
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.rate_limit = rate_limit or RateLimitHeaders()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.sleep = sleep
+        self.clock = clock
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
+        self.blocked_until = 0.0
+        self.remaining: float | None = None
+        self.calls = 0
+
+    # --- public ---
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+    def request(self, method: str, url: str, *, classify: bool = True, **kwargs: Any) -> requests.Response:
+        """Send with retries; return the response, or raise ``AuthError``/``FatalError``/``RetriableError``.
+
+        With ``classify=False`` a 4xx other than 401/403/429 is returned for the caller to read (a
+        sink that maps per-record errors itself).
+        """
+        kwargs.setdefault("timeout", self.timeout)
+        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
+                            retry=retry_if_exception_type(_Transient), sleep=self.sleep, reraise=True,
+                            before_sleep=self._log_retry(method, url))
+        try:
+            return retrying(self._attempt, method, url, classify, kwargs)
+        except _Transient as exc:
+            raise RetriableError(self.redact(f"{self.name}: {method} {safe_url(url)} failed after "
+                                             f"{self.max_attempts} attempts: {exc}"),
+                                 retry_after=exc.retry_after) from None
+
+    def redact(self, text: str) -> str:
+        """Mask every known secret in ``text``."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # --- internals ---
+
+    def _attempt(self, method: str, url: str, classify: bool, kwargs: dict[str, Any]) -> requests.Response:
+        self._wait_for_budget()
+        self.calls += 1
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Transient(f"{type(exc).__name__}") from None
+        now = self.clock()
+        self._read_budget(response, now)
+        status = response.status_code
+        if status == 429:
+            wait = parse_retry_after(response.headers.get("Retry-After"), now)
+            if wait is None and self.blocked_until > now:
+                wait = self.blocked_until - now
+            if wait is not None and wait > self.max_wait:
+                raise RetriableError(f"{self.name}: rate limited for {wait:.0f} s (over the {self.max_wait:.0f} s "
+                                     f"this client waits in-line)", retry_after=wait)
+            raise _Transient("429 Too Many Requests", retry_after=wait, rate_limited=True)
+        if status >= 500 or status == 408:
+            raise _Transient(f"{status} {response.reason}",
+                             retry_after=parse_retry_after(response.headers.get("Retry-After"), now))
+        if status in (401, 403):
+            raise AuthError(self.redact(f"{self.name}: {status} {response.reason} from {safe_url(url)}: "
+                                        f"{_excerpt(response)}"))
+        if status >= 400 and classify:
+            raise FatalError(self.redact(f"{self.name}: {status} {response.reason} from {safe_url(url)}: "
+                                         f"{_excerpt(response)}"))
+        return response
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return exc.retry_after  # exactly what the server asked for
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
+        return ceiling * (0.5 + 0.5 * random.random())
+
+    def _log_retry(self, method: str, url: str) -> Callable[[RetryCallState], None]:
+        def log_it(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("%s: %s %s: %s; attempt %d of %d, waiting %.1f s", self.name, method, safe_url(url),
+                        exc, state.attempt_number, self.max_attempts, state.upcoming_sleep)
+        return log_it
+
+    def _read_budget(self, response: requests.Response, now: float) -> None:
+        headers = self.rate_limit
+        if not headers.remaining:
+            return
+        remaining = response.headers.get(headers.remaining)
+        if remaining is None:
+            return
+        try:
+            self.remaining = float(remaining)
+        except ValueError:
+            return
+        reset = parse_reset(response.headers.get(headers.reset) if headers.reset else None, headers.reset_kind, now)
+        if self.remaining < 1 and reset is not None and reset > now:
+            self.blocked_until = reset
+
+    def _wait_for_budget(self) -> None:
+        wait = self.blocked_until - self.clock()
+        if wait <= 0:
+            return
+        if wait > self.max_wait:
+            raise RetriableError(f"{self.name}: rate-limit budget spent; it resets in {wait:.0f} s",
+                                 retry_after=wait)
+        log.info("%s: rate-limit budget spent, waiting %.1f s for the reset", self.name, wait)
+        self.sleep(wait)
+        self.blocked_until = 0.0
+
+
+def _excerpt(response: requests.Response, limit: int = 300) -> str:
+    text = (response.text or "").strip().replace("\n", " ")
+    return text[:limit] + ("..." if len(text) > limit else "")

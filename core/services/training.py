@@ -1,0 +1,52 @@
+"""Where training examples come from: people's corrections in the store, and labelled files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from socialcrm.core.engine.evaluation import COMPLAINT_TYPES, SUGGESTION_TYPES
+from socialcrm.core.store import Store, feedback, records
+
+
+def read_labelled(path: str | Path) -> list[dict[str, Any]]:
+    """Labelled JSON Lines rows with ``text`` and at least one of sentiment, complaint, suggestion."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "text" not in row or not ({"sentiment", "complaint", "suggestion"} & set(row)):
+            raise ValueError(f"{path} line {number}: needs text and one of sentiment, complaint, suggestion")
+        rows.append(row)
+    return rows
+
+
+def feedback_rows(store: Store) -> list[dict[str, Any]]:
+    """One training row per corrected record, from its latest corrections.
+
+    A corrected type teaches both binary heads (a case or rant is a complaint, an rfe a suggestion,
+    anything else neither); a corrected sentiment teaches the sentiment head.
+    """
+    latest: dict[str, dict[str, str]] = {}
+    with store.engine.connect() as conn:
+        for record_id, field, new_value in conn.execute(
+                select(feedback.c.record_id, feedback.c.field, feedback.c.new_value)
+                .where(feedback.c.field.in_(("type", "sentiment"))).order_by(feedback.c.at, feedback.c.id)):
+            latest.setdefault(record_id, {})[field] = json.loads(new_value)
+        texts = dict(conn.execute(select(records.c.id, records.c.data).where(records.c.id.in_(list(latest)))).all()) \
+            if latest else {}
+    rows = []
+    for record_id, fields in latest.items():
+        if record_id not in texts:
+            continue  # erased since
+        row: dict[str, Any] = {"text": json.loads(texts[record_id])["content"]}
+        if "sentiment" in fields:
+            row["sentiment"] = fields["sentiment"]
+        if "type" in fields:
+            row["complaint"] = fields["type"] in COMPLAINT_TYPES
+            row["suggestion"] = fields["type"] in SUGGESTION_TYPES
+        rows.append(row)
+    return rows
