@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 
 class SocialCRMError(Exception):
@@ -28,15 +28,29 @@ class PluginError(SocialCRMError):
     """A plugin could not be loaded, registered a clashing name, or broke its contract."""
 
 
-class RetriableError(SocialCRMError):
+class HttpFailure(SocialCRMError):
+    """A failure that may carry its evidence: the HTTP ``status`` and ``response`` that caused it.
+
+    Both are ``None`` when no response was received (a timeout, a refused connection) or the failure
+    did not come from HTTP; ``status`` is the response's status code when there was one.
+    """
+
+    def __init__(self, message: str, *, response: Any = None, status: int | None = None):
+        super().__init__(message)
+        self.response = response
+        self.status = status if status is not None else getattr(response, "status_code", None)
+
+
+class RetriableError(HttpFailure):
     """A transient failure; ``retry_after`` (seconds) is set when the server said how long to wait."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, *, response: Any = None,
+                 status: int | None = None):
+        super().__init__(message, response=response, status=status)
         self.retry_after = retry_after
 
 
-class FatalError(SocialCRMError):
+class FatalError(HttpFailure):
     """A failure that retrying will not cure."""
 
 
