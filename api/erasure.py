@@ -42,7 +42,7 @@ def erase_author(store: Store, network: str, handle: str, actor: str, salt: str,
 def erase(data: dict[str, Any]):
     """Remove everything held about one author: mentions, records, deliveries, feedback."""
     st = state()
-    return erase_author(st.store, data["network"], data["author"], caller(), st.config.api.hash_salt, st.clock())
+    return erase_author(st.store, data["network"], data["author"], caller(), st.config.privacy.hash_salt, st.clock())
 
 
 @blp.route("/do-not-engage", methods=["GET"])
@@ -54,7 +54,7 @@ def list_do_not_engage():
     stored = [{**row, "origin": "api"} for row in st.store.do_not_engage_entries()]
     seen = {row["author_key"] for row in stored}
     from_config = [{"author_key": key, "network": None, "origin": "config", "added_at": None, "added_by": None}
-                   for key in sorted(configured_keys(st.config.api)) if key not in seen]
+                   for key in sorted(configured_keys(st.config.privacy)) if key not in seen]
     return from_config + stored
 
 
@@ -66,7 +66,7 @@ def list_do_not_engage():
 def add_do_not_engage(data: dict[str, Any]):
     """Put an author on the do-not-engage list; their deliveries not yet sent are cancelled."""
     st = state()
-    key = author_key(data["network"], data["author"], st.config.api.hash_salt)
+    key = author_key(data["network"], data["author"], st.config.privacy.hash_salt)
     result = st.store.add_do_not_engage(key, data["network"], data["author"], caller(), now=st.clock())
     return {"author_key": key, **result}
 
@@ -83,8 +83,8 @@ def remove_do_not_engage(key: str):
     if errors:
         abort(404, "no such entry: an author key is 64 hex characters", {"key": errors["author_key"]})
     if not st.store.remove_do_not_engage(key, caller(), now=st.clock()):
-        if key in configured_keys(st.config.api):
-            abort(409, "this entry comes from the config: remove it from [api] do_not_engage",
+        if key in configured_keys(st.config.privacy):
+            abort(409, "this entry comes from the config: remove it from [privacy] do_not_engage",
                   {"key": ["set in the config"]})
         abort(404, "no such entry on the do-not-engage list", {"key": ["not on the list"]})
     return None

@@ -53,7 +53,7 @@ def main() -> None:
     texts, origin = load_texts(args.texts)
     scorer, model = analyzer(), TextModel.default()
     config = Config.brand_agnostic()
-    learner = Learner(config, default_manager(), set(), model=model)
+    learner = Learner(config, default_manager(), model=model)
     mentions = [mention_from_json({"network": "bench", "id": str(i), "text": t, "lang": "en",
                                    "created_at": "2026-11-01T00:00:00Z"}) for i, t in enumerate(texts)]
     model.score(texts[:100])  # warm-up: lazy token rows, caches

@@ -50,7 +50,7 @@ def _read(path: Path) -> list[dict]:
 
 def learner(model) -> Learner:
     config = Config.brand_agnostic()
-    return Learner(config, default_manager(), set(), model=model)
+    return Learner(config, default_manager(), model=model)
 
 
 def measure(rows: list[dict], learn: Learner, task: str, metric: str) -> float:

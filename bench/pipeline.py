@@ -89,7 +89,7 @@ def bare_classification(folder: Path) -> float:
     from socialcrm.core.sdk.model import mention_from_json
     plugins = default_manager()
     config = load_config(folder / "socialcrm.toml", plugins)
-    learner = Learner(config, plugins, {s.instance for s in config.sinks})
+    learner = Learner(config, plugins)
     mentions = [mention_from_json(json.loads(line)) for line in (folder / "mentions.jsonl").open(encoding="utf-8")]
     learner.learn(mentions[:100])  # warm-up, as the workflow's first page warms the same caches
     start = time.perf_counter()

@@ -339,10 +339,12 @@ tokens = [
   { name = "ops", token = "${SOCIALCRM_TEST_ADMIN}", scopes = ["admin"] },
 ]
 max_body_bytes = 4096
-do_not_engage = ["x:@blocked_by_config"]
 
 [api.webhooks.partner]
 secret = "${SOCIALCRM_TEST_HOOK}"
+
+[privacy]
+do_not_engage = ["x:@blocked_by_config"]
 """
 
 

@@ -170,6 +170,8 @@ def check_config(ctx: Context, config_path: str) -> None:
     config = ctx.config(config_path)
     click.echo(f"{config.path}: valid: {len(config.sources)} sources, {len(config.sinks)} sinks, "
                f"{len(config.routes)} routes, store {config.store_url.split('://')[0]}")
+    for message in config.deprecations:
+        click.echo(f"warning: {message}")
 
 
 __all__ = ["main"]

@@ -6,6 +6,7 @@ refuses to start on an invalid config rather than guessing.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -22,6 +23,7 @@ from socialcrm.core.sdk.errors import ConfigError
 from socialcrm.core.sdk.model import MODES, PRIORITIES, RECORD_TYPES, SENTIMENTS, flatten_messages
 from socialcrm.core.engine.plugins import PluginManager
 
+log = logging.getLogger(__name__)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 TERM_KINDS = (*RECORD_TYPES, "fraud")
 
@@ -140,16 +142,25 @@ class ApiWebhookSchema(_Strict):
     tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
 
 
+class PrivacySchema(_Strict):
+    """``[privacy]``: the do-not-engage list and the salt that keys it (and erasure audit entries)."""
+
+    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
+        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")), load_default=list)
+    hash_salt = fields.String(load_default="socialcrm", validate=validate.Length(min=1))
+
+
+#: Keys that moved from ``[api]`` to ``[privacy]``; ``[api]`` still accepts them, with a deprecation message.
+MOVED_TO_PRIVACY = ("do_not_engage", "hash_salt")
+
+
 class ApiSchema(_Strict):
-    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits, the do-not-engage list."""
+    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits."""
 
     tokens = fields.List(fields.Nested(ApiTokenSchema), load_default=list)
     webhooks = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$")),
                            values=fields.Nested(ApiWebhookSchema), load_default=dict)
     max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
-    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
-        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")), load_default=list)
-    hash_salt = fields.String(load_default="socialcrm", validate=validate.Length(min=1))
     public_docs = fields.Boolean(load_default=True)
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8080, validate=validate.Range(min=0, max=65535))
@@ -172,6 +183,7 @@ class ConfigFileSchema(_Strict):
     routes = fields.List(fields.Dict(), load_default=list)
     learning = fields.Dict(load_default=dict)
     api = fields.Dict(load_default=dict)
+    privacy = fields.Dict(load_default=dict)
 
 
 @dataclass
@@ -246,11 +258,17 @@ class ApiConfig:
     tokens: list[ApiToken] = field(default_factory=list)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {secret, tolerance_seconds}
     max_body_bytes: int = 1_048_576
-    do_not_engage: list[str] = field(default_factory=list)  # "network:handle"
-    hash_salt: str = "socialcrm"
     public_docs: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+
+
+@dataclass
+class PrivacyConfig:
+    """The ``[privacy]`` block: who is never engaged, and the salt their keys are made with."""
+
+    do_not_engage: list[str] = field(default_factory=list)  # "network:handle"
+    hash_salt: str = "socialcrm"
 
 
 API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
@@ -289,6 +307,9 @@ class Config:
     learning: LearningConfig
     secrets: frozenset[str] = frozenset()
     api: ApiConfig = field(default_factory=ApiConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
+    deprecations: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -389,7 +410,9 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     brand_data = section(BrandSchema(), "brand", top["brand"])
     store = section(StoreSchema(), "store", top["store"])
     learning = section(LearningSchema(), "learning", top["learning"])
-    api = section(ApiSchema(), "api", top["api"])
+    privacy_data, privacy_block, deprecations = _privacy_settings(top["api"], top["privacy"], problems)
+    privacy = section(PrivacySchema(), privacy_block, privacy_data)
+    api = section(ApiSchema(), "api", {k: v for k, v in top["api"].items() if k not in MOVED_TO_PRIVACY})
     api_tokens = [ApiToken(t["name"], t["token"], frozenset(t["scopes"])) for t in api.get("tokens", [])]
     api_tokens += _env_tokens(problems)
     secrets.update(t.token for t in api_tokens)
@@ -438,9 +461,31 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         learning=LearningConfig(terms, learning["default_terms"], learning["high_influence"], learning["model"],
                                 tuple(learning["languages"]) if learning["languages"] else None),
         secrets=frozenset(s for s in secrets if s),
-        api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["do_not_engage"], api["hash_salt"],
-                      api["public_docs"], api["host"], api["port"]),
+        api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["public_docs"], api["host"],
+                      api["port"]),
+        privacy=PrivacyConfig(privacy["do_not_engage"], privacy["hash_salt"]),
+        deprecations=deprecations,
     )
+
+
+def _privacy_settings(api: dict[str, Any], privacy: dict[str, Any],
+                      problems: _Problems) -> tuple[dict[str, Any], str, tuple[str, ...]]:
+    """The ``[privacy]`` settings, the block to name in their errors, and the deprecation message when
+    the file still keeps them under ``[api]`` (the old place). Set in both places is an error."""
+    old = {key: api[key] for key in MOVED_TO_PRIVACY if key in api}
+    if not old:
+        return privacy, "privacy", ()
+    twice = [key for key in old if key in privacy]
+    for key in twice:
+        problems.add("api", key, f"also set as [privacy] {key}: keep only [privacy] {key} "
+                                 f"([api] {key} is its old, deprecated place)")
+    if twice:
+        return privacy, "privacy", ()
+    keys = ", ".join(old)
+    message = (f"{problems.filename} [api] {keys}: deprecated, the privacy settings moved; write them as "
+               f"[privacy] {keys} (still read from [api] for now)")
+    log.warning("%s", message)
+    return {**old, **privacy}, "privacy" if privacy else "api", (message,)
 
 
 def _plugin_blocks(kind: str, blocks: dict[str, dict[str, Any]], host_schema: Schema, registry: dict,

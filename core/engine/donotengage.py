@@ -1,23 +1,24 @@
 """The do-not-engage list: people whose mentions are kept out of drafts and alerts.
 
 An author is named by network and handle, but the list keeps only a salted HMAC of the two (the
-"author key"), so the list itself holds no handle. Entries come from the config (``[api]
+"author key"), so the list itself holds no handle. Entries come from the config (``[privacy]
 do_not_engage = ["x:@someone"]``) and from the API's admin endpoint (stored in the ``do_not_engage``
-table). Learning still classifies such a mention, for the counts; routing sends it nowhere.
+table). Learning still classifies such a mention, for the counts; routing (``routing.route``) sends it
+nowhere.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 from sqlalchemy.engine import Connection
 
 from socialcrm.core.sdk.model import Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from socialcrm.core.engine.config import ApiConfig
+    from socialcrm.core.engine.config import PrivacyConfig
     from socialcrm.core.store import Store
 
 REASON = "do-not-engage: the author is on the do-not-engage list, so the record goes to no sink"
@@ -43,27 +44,35 @@ def _configured(entries: tuple[str, ...], salt: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def configured_keys(api: "ApiConfig") -> frozenset[str]:
+def configured_keys(privacy: "PrivacyConfig") -> frozenset[str]:
     """The author keys of the config's ``do_not_engage`` entries (``network:handle``)."""
-    return _configured(tuple(api.do_not_engage), api.hash_salt)
+    return _configured(tuple(privacy.do_not_engage), privacy.hash_salt)
 
 
-def hold_back(store: "Store", conn: Connection, records: Sequence[Record], api: "ApiConfig") -> int:
-    """Empty the route of every record whose author is on the list (config or store), with a reason.
+def record_author_key(record: Record, privacy: "PrivacyConfig") -> str | None:
+    """The author key of a record's author, or None when the record names no handle."""
+    return author_key(record.network, record.author.handle, privacy.hash_salt) if record.author.handle else None
 
-    Runs after routing, inside the transaction that stores the records. Returns how many were held back.
-    """
-    keys = {r.id: author_key(r.network, r.author.handle, api.hash_salt) for r in records if r.author.handle}
-    if not keys:
-        return 0
-    blocked = (configured_keys(api) & set(keys.values())) | store.blocked_authors(conn, keys.values())
+
+def stored_keys(store: "Store", conn: Connection, records: Sequence[Record], privacy: "PrivacyConfig") -> frozenset[str]:
+    """The author keys of these records that the store's list holds (the API's admin endpoint adds them),
+    read inside the caller's transaction."""
+    keys = {key for key in (record_author_key(r, privacy) for r in records) if key}
+    return frozenset(store.blocked_authors(conn, keys)) if keys else frozenset()
+
+
+def hold_back(records: Sequence[Record], privacy: "PrivacyConfig", blocked_keys: Collection[str] = ()) -> int:
+    """Empty the route of every record whose author is on the list (the config's entries or
+    ``blocked_keys``), with a reason. Returns how many were held back."""
+    blocked = configured_keys(privacy) | frozenset(blocked_keys)
     held = 0
     for record in records:
-        if keys.get(record.id) in blocked:
+        if blocked and record_author_key(record, privacy) in blocked:
             record.route = []
             record.reasons.append(REASON)
             held += 1
     return held
 
 
-__all__ = ["REASON", "author_key", "configured_keys", "hold_back", "normalise_handle"]
+__all__ = ["REASON", "author_key", "configured_keys", "hold_back", "normalise_handle", "record_author_key",
+           "stored_keys"]

@@ -1,7 +1,8 @@
-"""The learn stage as one piece: the built-in classifier, plugins' ``learn_records``, then routing.
+"""The learn stage as one piece: the built-in classifier, then plugins' ``learn_records``.
 
 The pipeline, ``socialcrm classify`` and ``socialcrm evaluate`` all call ``Learner.learn``, so what
-is measured and what is tried on the command line is exactly what runs in production.
+is measured and what is tried on the command line is exactly what runs in production. Routing is
+the next stage, ``routing.route``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from socialcrm.core.sdk.errors import ConfigError
 from socialcrm.core.engine.learning.classifier import Classifier
 from socialcrm.core.sdk.model import Mention, Record
 from socialcrm.core.engine.plugins import PluginManager
-from socialcrm.core.engine.routing import route_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.engine.learning.textmodel import TextModel
@@ -39,21 +39,18 @@ def load_model(setting: str | None, base_dir: Path | str = ".") -> "TextModel | 
 
 
 class Learner:
-    """Classify, let plugins add, and route a batch of mentions into records."""
+    """Classify a batch of mentions into records and let plugins add to them (routing is not its job)."""
 
-    def __init__(self, config: Config, plugins: PluginManager, enabled_sinks: set[str],
-                 model: "TextModel | None | str" = "config"):
+    def __init__(self, config: Config, plugins: PluginManager, model: "TextModel | None | str" = "config"):
         self.config = config
         self.plugins = plugins
-        self.enabled_sinks = enabled_sinks
         if model == "config":
             model = load_model(config.learning.model, config.base_dir)
         self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
                                      config.learning.high_influence, config.learning.languages, model=model)
 
     def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None) -> list[Record]:
-        """One routed record per mention, in order (``repeats``: see ``Classifier.learn``)."""
+        """One record per mention, in order, not yet routed (``repeats``: see ``Classifier.learn``)."""
         records = self.classifier.learn(mentions, repeats)
         self.plugins.learn_records(records, mentions, self.config.brand)
-        route_records(records, self.config.routes, self.enabled_sinks)
         return records

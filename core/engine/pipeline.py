@@ -1,6 +1,6 @@
 """The workflow, listen -> capture -> learn -> engage, in-process over the store.
 
-Each stage is a plain function over a batch (``capture``, ``Classifier.learn``, ``route_records``,
+Each stage is a plain function over a batch (``capture``, ``Learner.learn``, ``route``,
 ``Deliverer.deliver_due``); ``Pipeline`` wires them to the configured plugins and the store.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from socialcrm.core.engine.capture import capture, fingerprint
-from socialcrm.core.engine.donotengage import hold_back
+from socialcrm.core.engine.donotengage import stored_keys
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
@@ -21,6 +21,7 @@ from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.sdk.model import Page
 from socialcrm.core.engine.plugins import PluginManager
+from socialcrm.core.engine.routing import route
 from socialcrm.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class Pipeline:
             if kc.enabled:
                 sinks[kc.instance] = (sink_classes[kc.plugin].cls(kc.options, config.context(kc.instance)), kc)
         self.deliverer = Deliverer(self.store, sinks)
-        self.learner = Learner(config, plugins, set(self.deliverer.sinks))
+        self.learner = Learner(config, plugins)
         self.stop_event = threading.Event()
         self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
 
@@ -140,7 +141,8 @@ class Pipeline:
             repeats = self.store.count_repeats(conn, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                       for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
-            hold_back(self.store, conn, records, self.config.api)
+            route(records, self.config.routes, set(self.deliverer.sinks), self.config.privacy,
+                  stored_keys(self.store, conn, records, self.config.privacy))
             queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
                                           captured.reposts)
         stats.pages += 1

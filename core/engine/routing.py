@@ -3,12 +3,16 @@
 A rule matches when every condition in its ``when`` table holds. The first matching rule decides,
 unless it says ``continue = true``, in which case later rules may add sinks. Noise (spam, news) is
 routed only by a rule that names that type explicitly, so a catch-all rule never ships spam.
+
+``route`` is the one routing decision: the rules, then the do-not-engage list. The pipeline, the
+command line's ``classify`` and a person's correction (``services.feedback``) all call it.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
-from socialcrm.core.engine.config import Route
+from socialcrm.core.engine.config import PrivacyConfig, Route
+from socialcrm.core.engine.donotengage import hold_back
 from socialcrm.core.sdk.model import NOISE_TYPES, Record
 
 _LIST_FIELDS = {
@@ -69,7 +73,11 @@ def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str
     record.route = sinks
 
 
-def route_records(records: Sequence[Record], routes: Sequence[Route], enabled_sinks: set[str]) -> None:
-    """Route a batch."""
+def route(records: Sequence[Record], rules: Sequence[Route], enabled_sinks: set[str], privacy: PrivacyConfig,
+          blocked_keys: Collection[str] = ()) -> int:
+    """Decide each record's route and team by the rules, then hold back those whose author is on the
+    do-not-engage list (the config's entries, or ``blocked_keys``: the store's, see
+    ``donotengage.stored_keys``), each decision with its reason. Returns how many were held back."""
     for record in records:
-        route_record(record, routes, enabled_sinks)
+        route_record(record, rules, enabled_sinks)
+    return hold_back(records, privacy, blocked_keys)

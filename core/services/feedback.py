@@ -1,23 +1,30 @@
 """People correcting a record: the one place the CLI and the API both go through.
 
 A correction is kept in ``feedback`` with who and when (it is what ``socialcrm train`` learns from),
-audited, and can re-route the record: newly routed sinks get it, dropped ones lose unsent rows.
+audited, and recomputes what depends on it: a new type or sentiment gets the priority and action the
+learner's own rules give it, and a re-route goes through the pipeline's routing decision
+(``routing.route``): newly routed sinks get the record, dropped ones lose unsent rows.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from socialcrm.core.engine.config import Config
-from socialcrm.core.engine.donotengage import hold_back
+from socialcrm.core.engine.donotengage import hold_back, stored_keys
+from socialcrm.core.engine.learning.priority import prioritise
+from socialcrm.core.engine.routing import route as route_by_rules
 from socialcrm.core.sdk.model import Record
-from socialcrm.core.engine.routing import route_record
 from socialcrm.core.store import Store
 
 
 def correct_record(store: Store, config: Config, enabled_sinks: set[str], record_id: str, who: str, *,
                    type_: str | None = None, sentiment: str | None = None, route: Sequence[str] | None = None,
                    reroute: bool = False, note: str | None = None, now: float | None = None) -> dict[str, Any] | None:
-    """Apply a correction in one transaction; returns what changed, or None when there is no such record."""
+    """Apply a correction in one transaction; returns what changed, or None when there is no such record.
+
+    ``changes`` holds what the person corrected (kept for learning); ``recomputed`` what followed from it
+    (priority, action)."""
+    recomputed: dict[str, tuple[Any, Any]] = {}
 
     def change(record: Record, conn) -> dict[str, tuple[Any, Any]]:
         changes: dict[str, tuple[Any, Any]] = {}
@@ -30,17 +37,28 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
         if changes:
             said = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
             record.reasons.append(f"corrected by {who}: {said}")
+            recomputed.update(_reprioritise(record, config.learning.high_influence, who))
         old_route = list(record.route)
         if route is not None:
             record.route = list(dict.fromkeys(route))
             record.reasons.append(f"route set by {who}: {', '.join(record.route) or 'no sink'}")
+            hold_back([record], config.privacy, stored_keys(store, conn, [record], config.privacy))
         elif reroute:
             record.team = None
-            route_record(record, config.routes, enabled_sinks)
-        if route is not None or reroute:
-            hold_back(store, conn, [record], config.api)
-            if record.route != old_route:
-                changes["route"] = (old_route, record.route)
+            route_by_rules([record], config.routes, enabled_sinks, config.privacy,
+                           stored_keys(store, conn, [record], config.privacy))
+        if (route is not None or reroute) and record.route != old_route:
+            changes["route"] = (old_route, record.route)
         return changes
 
-    return store.apply_feedback(record_id, who, change, note=note, now=now)
+    result = store.apply_feedback(record_id, who, change, note=note, now=now)
+    return None if result is None else {**result, "recomputed": recomputed}
+
+
+def _reprioritise(record: Record, high_influence: int, who: str) -> dict[str, tuple[Any, Any]]:
+    """Give a corrected record the priority and action the learner's rules give its new type and
+    sentiment, with the reason; returns what that changed as ``{field: (old, new)}``."""
+    before = {"priority": record.priority, "action": record.action}
+    record.priority, record.action, why = prioritise(record, high_influence)
+    record.reasons.append(f"{why} (recomputed after the correction by {who})")
+    return {k: (old, getattr(record, k)) for k, old in before.items() if getattr(record, k) != old}

@@ -37,7 +37,7 @@ def register(main: click.Group) -> None:
             click.confirm(f"Erase everything held about {author} on {network}? This cannot be undone", abort=True)
         store = Store(config.store_url)
         try:
-            counts = erase_author(store, network.strip().lower(), author, actor, config.api.hash_salt)
+            counts = erase_author(store, network.strip().lower(), author, actor, config.privacy.hash_salt)
         finally:
             store.close()
         if as_json:

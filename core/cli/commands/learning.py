@@ -1,6 +1,7 @@
 """``socialcrm classify``, ``evaluate``, ``train`` and ``feedback``: the learning step on the command line.
 
-``classify`` and ``evaluate`` run the very code path the pipeline runs (``core.learn.Learner``).
+``classify`` and ``evaluate`` run the very code path the pipeline runs (``Learner``, and for ``classify``
+also ``routing.route`` with the config's do-not-engage list; the store's list is not read).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from socialcrm.core.engine.capture import count_repeats, fingerprint
 from socialcrm.core.engine.config import Config
 from socialcrm.core.engine.evaluation import TASKS, evaluate as evaluate_rows, task_of
 from socialcrm.core.engine.learn import Learner
+from socialcrm.core.engine.routing import route
 from socialcrm.core.sdk.model import Mention, Record, describe_validation_error, mention_from_json
 
 BATCH = 500
@@ -32,7 +34,11 @@ def _learner(ctx, config_path: str | None, model: str | None = None) -> tuple[Le
         config = Config.brand_agnostic()
     if model:
         config.learning.model = model
-    return Learner(config, plugins, {s.instance for s in config.sinks if s.enabled}), config
+    return Learner(config, plugins), config
+
+
+def _enabled_sinks(config: Config) -> set[str]:
+    return {s.instance for s in config.sinks if s.enabled}
 
 
 def mention_from_row(row: Any) -> Mention:
@@ -98,7 +104,8 @@ def _batches(handle: IO[str], errors: list[str]) -> Iterator[list[tuple[int, dic
 @click.pass_obj
 def classify(ctx, input_file: IO[str], output_file: IO[str], config_path: str | None, model: str | None) -> None:
     """Classify JSON Lines of mentions ({"id", "text", ...}) with the pipeline's own learning step."""
-    learner, _ = _learner(ctx, config_path, model)
+    learner, config = _learner(ctx, config_path, model)
+    sinks = _enabled_sinks(config)
     errors: list[str] = []
     reported = 0
     seen: dict[str, tuple[int, list[str]]] = {}  # near-identical posts across the whole input
@@ -109,6 +116,7 @@ def classify(ctx, input_file: IO[str], output_file: IO[str], config_path: str | 
         mentions = [mention for _, _, mention in batch]
         repeats = count_repeats([(fingerprint(m.text), m.author.id or m.author.handle or m.id) for m in mentions], seen)
         records = learner.learn(mentions, repeats)
+        route(records, config.routes, sinks, config.privacy)
         for (_, row, _), record in zip(batch, records):
             output_file.write(json.dumps(classified(str(row["id"]), record), ensure_ascii=False) + "\n")
     for problem in errors[reported:]:
@@ -229,7 +237,7 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
 @click.pass_obj
 def feedback(ctx, record_id: str, config_path: str, type_: str | None, sentiment: str | None, who: str,
              note: str | None, reroute: bool) -> None:
-    """Correct a record's type or sentiment; the correction is kept for `socialcrm train`."""
+    """Correct a record's type or sentiment (its priority and action follow); kept for `socialcrm train`."""
     from socialcrm.core.services.feedback import correct_record
     from socialcrm.core.store import Store
     if not type_ and not sentiment and not reroute:
@@ -237,14 +245,15 @@ def feedback(ctx, record_id: str, config_path: str, type_: str | None, sentiment
     config = ctx.config(config_path)
     store = Store(config.store_url)
     try:
-        result = correct_record(store, config, {s.instance for s in config.sinks if s.enabled}, record_id, who,
+        result = correct_record(store, config, _enabled_sinks(config), record_id, who,
                                 type_=type_, sentiment=sentiment, reroute=reroute, note=note)
     finally:
         store.close()
     if result is None:
         raise click.ClickException(f"no record {record_id!r}")
     changes = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in result["changes"].items()) or "no change"
-    click.echo(f"{record_id}: {changes}")
+    recomputed = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in result["recomputed"].items())
+    click.echo(f"{record_id}: {changes}" + (f" (so {recomputed})" if recomputed else ""))
 
 
 def register(main: click.Group) -> None:
