@@ -1,13 +1,17 @@
-"""Erasure of one author's data (API and CLI) and the do-not-engage list."""
+"""Erasure of one author's data (API and CLI), the do-not-engage list, and the ``[privacy]`` block."""
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from socialcrm.core.cli.main import main
+from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.donotengage import author_key
+from socialcrm.core.sdk.errors import ConfigError
 from socialcrm.core.store import audit, feedback, mentions, outbox, records
 
 
@@ -113,3 +117,42 @@ def test_do_not_engage_cancels_deliveries_not_yet_sent(api, mention_json):
     response = api.client.post("/do-not-engage", json={"network": "x", "author": "Frank"}, headers=api.auth("admin"))
     assert response.json["cancelled_deliveries"] == 2 and _rows(api, outbox) == 0
     assert api.pipeline.deliver().total() == 0
+
+
+def test_privacy_settings_live_in_their_own_block(write_config, base_config, plugins):
+    config = load_config(write_config(base_config + '[privacy]\ndo_not_engage = ["x:@someone"]\nhash_salt = "pepper"\n'),
+                         plugins)
+    assert (config.privacy.do_not_engage, config.privacy.hash_salt) == (["x:@someone"], "pepper")
+    assert config.deprecations == ()
+    defaults = load_config(write_config(base_config), plugins).privacy
+    assert (defaults.do_not_engage, defaults.hash_salt) == ([], "socialcrm")
+
+
+OLD_PLACE = '\n[api]\ndo_not_engage = ["x:@someone"]\nhash_salt = "pepper"\n'
+DEPRECATION = ("socialcrm.toml [api] do_not_engage, hash_salt: deprecated, the privacy settings moved; "
+               "write them as [privacy] do_not_engage, hash_salt (still read from [api] for now)")
+
+
+def test_the_old_api_keys_still_work_with_one_deprecation_message(write_config, base_config, plugins, caplog):
+    path = write_config(base_config + OLD_PLACE)
+    with caplog.at_level(logging.WARNING, logger="socialcrm.core.engine.config"):
+        config = load_config(path, plugins)
+    assert (config.privacy.do_not_engage, config.privacy.hash_salt) == (["x:@someone"], "pepper")
+    assert config.deprecations == (DEPRECATION,)
+    assert [r.getMessage() for r in caplog.records] == [DEPRECATION]
+    checked = CliRunner().invoke(main, ["check", "--config", str(path)])
+    assert checked.exit_code == 0 and f"warning: {DEPRECATION}" in checked.output
+
+
+def test_a_privacy_setting_in_both_places_is_an_error_naming_both(write_config, base_config, plugins):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(base_config + OLD_PLACE + '\n[privacy]\nhash_salt = "salt"\n'), plugins)
+    assert str(info.value) == ("invalid configuration:\n  socialcrm.toml [api] hash_salt: also set as [privacy] "
+                               "hash_salt: keep only [privacy] hash_salt ([api] hash_salt is its old, deprecated place)")
+
+
+def test_a_bad_privacy_setting_is_named_where_it_was_written(write_config, base_config, plugins):
+    with pytest.raises(ConfigError, match=r"\[api\] do_not_engage.0: give NETWORK:HANDLE"):
+        load_config(write_config(base_config + '\n[api]\ndo_not_engage = ["someone"]\n'), plugins)
+    with pytest.raises(ConfigError, match=r"\[privacy\] do_not_engage.0: give NETWORK:HANDLE"):
+        load_config(write_config(base_config + '\n[privacy]\ndo_not_engage = ["someone"]\n'), plugins)

@@ -1,10 +1,15 @@
-"""The command line (demo, plugins, records, check) and the API's health endpoint."""
+"""The command line (demo, plugins, records, check, feedback), the API's health endpoint, and a correction
+through both doors."""
 import json
 
 from click.testing import CliRunner
 
 from socialcrm.api import create_app
 from socialcrm.core.cli.main import main
+from socialcrm.core.store import Store
+
+SLOW_WIFI = "the wifi is a bit slow tonight"  # learned as "other": P4, no action, no route
+CASE_PRIORITY = "priority P2 by rule 4 (support mention): a customer needs help"
 
 
 def test_demo_runs_the_whole_workflow_on_the_bundled_samples(tmp_path):
@@ -37,3 +42,47 @@ def test_check_reports_a_valid_config(write_config):
 def test_health_needs_no_token():
     response = create_app().test_client().get("/health")
     assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_feedback_type_case_gives_a_p4_record_a_cases_priority_and_reroute_the_case_route(
+        tmp_path, write_config, mention_json, write_mentions):
+    config = str(write_config())
+    write_mentions(tmp_path / "mentions.jsonl", [mention_json("1", SLOW_WIFI)])
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", "--once", "--config", config]).exit_code == 0
+    store = Store(f"sqlite:///{tmp_path / 'socialcrm.db'}")
+    try:
+        learned = store.get_record("x:1")
+        assert (learned.type, learned.priority, learned.action, learned.route) == ("other", "P4", "none", [])
+        corrected = runner.invoke(main, ["feedback", "x:1", "--type", "case", "--who", "ana", "--config", config])
+        assert corrected.exit_code == 0, corrected.output
+        assert corrected.output.strip() == "x:1: type other -> case (so priority P4 -> P2, action none -> open_case)"
+        record = store.get_record("x:1")
+        assert (record.type, record.priority, record.action, record.route) == ("case", "P2", "open_case", [])
+        assert record.reasons[-2:] == ["corrected by ana: type other -> case",
+                                       f"{CASE_PRIORITY} (recomputed after the correction by ana)"]
+        rerouted = runner.invoke(main, ["feedback", "x:1", "--reroute", "--who", "ana", "--config", config])
+        assert rerouted.exit_code == 0, rerouted.output
+        assert rerouted.output.strip() == "x:1: route [] -> ['desk']"
+        record = store.get_record("x:1")
+        assert (record.priority, record.route, record.team) == ("P2", ["desk"], "care")
+        assert record.reasons[-1] == "route 'support': type is case -> desk, team care"
+    finally:
+        store.close()
+    assert runner.invoke(main, ["run", "--once", "--config", config]).exit_code == 0
+    [delivered] = [json.loads(line) for line in (tmp_path / "out" / "desk.jsonl").read_text().splitlines()]
+    assert (delivered["id"], delivered["priority"]) == ("x:1", "P2")
+
+
+def test_feedback_through_the_api_recomputes_priority_and_reroutes_the_same_way(api, mention_json):
+    api.listen([mention_json("1", SLOW_WIFI)])
+    post = lambda body: api.client.post("/records/x:1/feedback", json=body, headers=api.auth("write"))  # noqa: E731
+    corrected = post({"type": "case"})
+    assert corrected.status_code == 200, corrected.json
+    record = corrected.json["record"]
+    assert (record["type"], record["priority"], record["action"], record["route"]) == ("case", "P2", "open_case", [])
+    assert record["reasons"][-1] == f"{CASE_PRIORITY} (recomputed after the correction by desk)"
+    assert corrected.json["changes"] == {"type": ["other", "case"]}  # what a person said, kept for learning
+    rerouted = post({"type": "case", "reroute": True}).json
+    assert rerouted["record"]["route"] == ["desk"] and rerouted["record"]["team"] == "care"
+    assert rerouted["changes"] == {"route": [[], ["desk"]]} and rerouted["added_sinks"] == ["desk"]

@@ -44,6 +44,17 @@ def test_classify_reads_and_writes_files_and_applies_a_config(tmp_path, write_co
     assert record["mode"] == "reactive" and record["route"] == ["desk"] and record["team"] == "care"
 
 
+def test_classify_routes_as_the_pipeline_does_with_the_configs_do_not_engage_list(tmp_path, write_config,
+                                                                                 base_config):
+    config = write_config(base_config + '\n[privacy]\ndo_not_engage = ["input:@nightowl"]\n')
+    lines = [LINES[0], {**LINES[0], "id": "a3", "author": "@NightOwl"}]
+    result = CliRunner().invoke(main, ["classify", "--config", str(config)], input=as_input(lines))
+    assert result.exit_code == 0, result.output
+    free, held = [json.loads(line) for line in result.stdout.splitlines()]
+    assert free["route"] == ["desk"] and held["type"] == "case" and held["route"] == []
+    assert held["reasons"][-1].startswith("do-not-engage:")
+
+
 def test_evaluate_prints_the_datasets_metrics_and_a_confusion_matrix(tmp_path):
     rows = [{"id": "1", "text": "I love it, thank you!", "sentiment": "positive"},
             {"id": "2", "text": "worst service ever, furious", "sentiment": "negative"},

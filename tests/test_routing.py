@@ -1,8 +1,9 @@
 from datetime import datetime, timezone
 
-from socialcrm.core.engine.config import Route
-from socialcrm.core.sdk.model import Influence, Record
-from socialcrm.core.engine.routing import route_record
+from socialcrm.core.engine.config import PrivacyConfig, Route
+from socialcrm.core.engine.donotengage import REASON, author_key
+from socialcrm.core.sdk.model import Author, Influence, Record
+from socialcrm.core.engine.routing import route, route_record
 
 NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
 ROUTES = [
@@ -14,8 +15,9 @@ ROUTES = [
 SINKS = {"exec", "desk", "archive", "pr"}
 
 
-def record(type_="case", influence=10):
-    return Record(id="x:1", network="x", content="c", created_at=NOW, type=type_, influence=Influence(influence))
+def record(type_="case", influence=10, handle=None):
+    return Record(id=f"x:{handle or 1}", network="x", content="c", created_at=NOW, type=type_,
+                  influence=Influence(influence), author=Author(handle=handle))
 
 
 def test_first_match_wins():
@@ -44,3 +46,21 @@ def test_disabled_sinks_are_left_out():
     r = record("rave")
     route_record(r, ROUTES, {"desk"})
     assert r.route == [] and "route 'everything': matches everything -> archive" in r.reasons
+
+
+def test_route_decides_by_the_rules_then_holds_back_the_do_not_engage_list():
+    privacy = PrivacyConfig(do_not_engage=["x:@Listed"], hash_salt="pepper")
+    listed, stored, free, anonymous = (record(handle="listed"), record(handle="@Stored"), record(handle="erin"),
+                                       record())
+    held = route([listed, stored, free, anonymous], ROUTES, SINKS, privacy, {author_key("x", "stored", "pepper")})
+    assert held == 2
+    for r in (listed, stored):  # the rule's reason stays, the hold-back comes after it; the team is kept
+        assert r.route == [] and r.team == "care"
+        assert r.reasons[-2:] == ["route 'support': type is case -> desk, team care", REASON]
+    assert free.route == anonymous.route == ["desk"] and REASON not in free.reasons + anonymous.reasons
+
+
+def test_route_keys_authors_with_the_privacy_salt():
+    listed = record(handle="listed")
+    assert route([listed], ROUTES, SINKS, PrivacyConfig(), {author_key("x", "listed", "another salt")}) == 0
+    assert listed.route == ["desk"]
