@@ -65,6 +65,7 @@ class Pipeline:
             if kc.enabled:
                 sinks[kc.instance] = (sink_classes[kc.plugin].cls(kc.options, config.context(kc.instance)), kc)
         self.deliverer = Deliverer(self.store, sinks)
+        self.enabled_sinks = set(self.deliverer.sinks)
         self.learner = Learner(config, plugins)
         self.stop_event = threading.Event()
         self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
@@ -141,7 +142,7 @@ class Pipeline:
             repeats = self.store.count_repeats(conn, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                       for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
-            route(records, self.config.routes, set(self.deliverer.sinks), self.config.privacy,
+            route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(self.store, conn, records, self.config.privacy))
             queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
                                           captured.reposts)

@@ -38,16 +38,18 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
             said = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
             record.reasons.append(f"corrected by {who}: {said}")
             recomputed.update(_reprioritise(record, config.learning.high_influence, who))
+        if route is None and not reroute:
+            return changes
         old_route = list(record.route)
-        if route is not None:
+        blocked = stored_keys(store, conn, [record], config.privacy)
+        if route is not None:  # a person's choice of sinks, still kept from anyone on the do-not-engage list
             record.route = list(dict.fromkeys(route))
             record.reasons.append(f"route set by {who}: {', '.join(record.route) or 'no sink'}")
-            hold_back([record], config.privacy, stored_keys(store, conn, [record], config.privacy))
-        elif reroute:
+            hold_back([record], config.privacy, blocked)
+        else:
             record.team = None
-            route_by_rules([record], config.routes, enabled_sinks, config.privacy,
-                           stored_keys(store, conn, [record], config.privacy))
-        if (route is not None or reroute) and record.route != old_route:
+            route_by_rules([record], config.routes, enabled_sinks, config.privacy, blocked)
+        if record.route != old_route:
             changes["route"] = (old_route, record.route)
         return changes
 
