@@ -204,7 +204,7 @@ class SalesforceSink(Sink):
         except AuthError as exc:
             response = exc.response
         if response is None or response.status_code != 200:
-            raise AuthError(self._explain_login(response))
+            raise AuthError(self._explain_login(response), response=response)
         body = response.json()
         token = _Token(body["access_token"], (body.get("instance_url") or cfg["instance_url"]).rstrip("/"))
         self._remember_secret(token.access_token)
@@ -274,8 +274,8 @@ class SalesforceSink(Sink):
             if code == "REQUEST_LIMIT_EXCEEDED":
                 usage = f" ({self.api_usage[0]} of {self.api_usage[1]} used)" if self.api_usage else ""
                 raise RetriableError(f"{self.context.instance}: the org's daily API limit is spent{usage}: {message}",
-                                     retry_after=self.config["limit_backoff"])
-            raise AuthError(self._explain_refusal(response.status_code, code, message))
+                                     retry_after=self.config["limit_backoff"], response=response)
+            raise AuthError(self._explain_refusal(response.status_code, code, message), response=response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _explain_refusal(self, status: int, code: str, message: str) -> str:
@@ -295,9 +295,10 @@ class SalesforceSink(Sink):
         if response.status_code != 200:
             code, message = _first_error(response)
             if code in RETRY_CODES:
-                raise RetriableError(f"{self.context.instance}: composite request: {code}: {message}")
+                raise RetriableError(f"{self.context.instance}: composite request: {code}: {message}",
+                                     response=response)
             raise FatalError(self.http.redact(f"{self.context.instance}: composite request refused "
-                                              f"({response.status_code} {code}: {message})"))
+                                              f"({response.status_code} {code}: {message})"), response=response)
         return {item["referenceId"]: item for item in response.json()["compositeResponse"]}
 
     # --- contacts ---

@@ -176,7 +176,7 @@ class ZendeskSink(Sink):
         response = self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise FatalError(self.http.redact(f"{self.context.instance}: {method} {path.split('?')[0]} failed "
-                                              f"({response.status_code} {_error_text(response)})"))
+                                              f"({response.status_code} {_error_text(response)})"), response=response)
         return response.json()
 
     # --- 1. which records already have a ticket ---
@@ -352,7 +352,7 @@ class ZendeskSink(Sink):
             return self._create(records[:middle], out) + self._create(records[middle:], out)
         if response.status_code >= 400:
             raise FatalError(self.http.redact(f"{self.context.instance}: tickets/create_many failed "
-                                              f"({response.status_code} {_error_text(response)})"))
+                                              f"({response.status_code} {_error_text(response)})"), response=response)
         job = _Job(response.json()["job_status"]["id"], [r.id for r in records], "tickets")
         self._pending[job.id] = job
         return [job]
@@ -379,7 +379,7 @@ class ZendeskSink(Sink):
                 return finished
             if response.status_code >= 400:
                 raise FatalError(f"{self.context.instance}: job status poll failed ({response.status_code} "
-                                 f"{_error_text(response)})")
+                                 f"{_error_text(response)})", response=response)
             for status in statuses:
                 job = waiting.get(status.get("id"))
                 if job is not None and status.get("status") in DONE:
@@ -459,7 +459,8 @@ class ZendeskSink(Sink):
         response = self._request("GET", "/api/v2/users/me")
         if response.status_code >= 400:
             raise AuthError(self.http.redact(f"{self.context.instance}: GET /api/v2/users/me answered "
-                                             f"{response.status_code} ({_error_text(response)})"))
+                                             f"{response.status_code} ({_error_text(response)})"),
+                            response=response)
         user = response.json().get("user") or {}
         if not user.get("id"):
             raise AuthError(f"{self.context.instance}: Zendesk took the call as anonymous: the credentials were not "
