@@ -8,6 +8,8 @@ from socialcrm.core.sdk.http import HttpClient, ResponseAction, default_action, 
 from socialcrm.plugins.sources.mastodon import MASTODON_STYLE
 from socialcrm.plugins.sources.reddit import REDDIT_STYLE
 from socialcrm.plugins.sources.x import X_STYLE
+from socialcrm import Brand, Sink
+from socialcrm.testing import KitContext
 from socialcrm.testing.fakes import FakeClock
 
 URL = "https://api.example.com/2/items"
@@ -189,18 +191,55 @@ def test_an_interpreter_makes_a_400_an_auth_failure():
     assert info.value.status == 400
 
 
-@responses.activate
+class ChatSink(Sink):
+    """A chat vendor that answers 200 with ``{"ok": false, "error": ...}`` and 400 for a bad token."""
+
+    name = "chat"
+
+    def interpret_response(self, response):
+        if response.status_code == 400:
+            return ResponseAction.AUTH.because("chat answers 400 for a bad token: check token")
+        body = response.json() if "json" in response.headers.get("Content-Type", "") else {}
+        if body.get("ok") is False and body.get("error") == "ratelimited":
+            return ResponseAction.RATE_LIMITED.because("chat says ratelimited", retry_after=5)
+        return None  # anything else: the status decides (401/403 auth, 5xx retry, other 4xx fatal)
+
+
+def chat_sink():
+    return ChatSink({}, KitContext(instance="chat", brand=Brand(name="Brightwave"), clock=Clock()))
+
+
+@responses.activate(registry=responses.registries.OrderedRegistry)
 def test_a_plugins_interpret_response_is_wired_in_by_its_context():
-    from socialcrm import Brand, PluginContext, Sink
+    sink = chat_sink()
+    responses.get(URL, json={"ok": False, "error": "ratelimited"})
+    responses.get(URL, json={"ok": True})
+    assert sink.context.http().get(URL).json() == {"ok": True}
+    assert sink.context.clock.waits == [5.0]
 
-    class Vendor(Sink):
-        name = "vendor"
 
-        def interpret_response(self, response):
-            return ResponseAction.FATAL.because("vendor says no") if response.json().get("refused") else None
+@responses.activate
+def test_a_plugins_interpret_response_makes_a_400_an_auth_error():
+    responses.get(URL, status=400, json={"error": "bad_token"})
+    with pytest.raises(AuthError, match="check token") as info:
+        chat_sink().context.http().get(URL)
+    assert info.value.status == 400 and info.value.response.json() == {"error": "bad_token"}
 
-    sink = Vendor({}, PluginContext(instance="v", brand=Brand(name="B")))
-    responses.get(URL, json={"refused": True})
-    with pytest.raises(FatalError, match="vendor says no") as info:
-        sink.context.http().get(URL)
-    assert info.value.status == 200
+
+def test_an_explicit_interpret_wins_over_the_plugins():
+    http = chat_sink().context.http(interpret=None)
+    assert http.interpret is None
+
+
+@responses.activate
+def test_unreachable_words_a_transport_error_and_leaves_a_5xx_alone():
+    from socialcrm import unreachable
+    responses.get(URL, body=requests.ConnectTimeout("slow"))
+    responses.get(URL + "/down", status=503)
+    with pytest.raises(TransportError) as info:
+        client(Clock(), max_attempts=1).get(URL)
+    worded = unreachable(info.value, URL, "api")
+    assert str(worded) == "api.example.com timed out: check `api`" and isinstance(worded, TransportError)
+    with pytest.raises(RetriableError) as info:
+        client(Clock(), max_attempts=1).get(URL + "/down")
+    assert unreachable(info.value, URL, "api") is info.value
