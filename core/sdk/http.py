@@ -89,6 +89,7 @@ class ResponseAction:
 
 for _kind in ResponseAction.KINDS:
     setattr(ResponseAction, _kind.upper(), ResponseAction(_kind))
+del _kind
 
 #: Statuses with an action of their own; other statuses go by their class (see ``default_action``).
 STATUS_ACTIONS: dict[int, ResponseAction] = {
