@@ -270,3 +270,11 @@ class TestHubSpotSinkContract(SinkContract):
             return (207 if errors else 200), {"Content-Type": "application/json;charset=utf-8"}, json.dumps(body)
 
         api.add_callback("POST", f"{TICKETS}/batch/upsert", callback=system.guard(upsert, error_body=hubspot_error))
+
+
+@responses.activate
+def test_a_refusal_carries_hubspots_status_and_answer():
+    responses.post(f"{TICKETS}/batch/upsert", status=403, json=payload("403.missing_scopes.json"))
+    with pytest.raises(AuthError) as failure:
+        make_sink().send([record(1)])
+    assert failure.value.status == 403 and failure.value.response.json()["category"] == "MISSING_SCOPES"

@@ -253,3 +253,12 @@ class TestJiraSinkContract(SinkContract):
 
         api.add_callback("POST", SEARCH, callback=system.guard(search, error_body=jira_error))
         api.add_callback("POST", BULK, callback=system.guard(bulk, error_body=jira_error))
+
+
+@responses.activate
+def test_a_missing_project_is_classified_by_the_sink_and_carries_the_400():
+    responses.post(SEARCH, status=400, json={"errorMessages": ["The value 'ED' does not exist for the field 'project'."],
+                                             "errors": {}})
+    with pytest.raises(AuthError) as failure:
+        make_sink().send([record(1)])
+    assert failure.value.status == 400 and "does not exist" in failure.value.response.text

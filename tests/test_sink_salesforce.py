@@ -228,6 +228,14 @@ def test_a_token_refused_twice_is_an_auth_error_not_a_loop(org, rsps):
     assert len(org.token_requests) == 2
 
 
+def test_a_refused_call_carries_salesforces_status_and_answer(org, rsps):
+    sink = make_sink()
+    rsps.replace(responses.POST, COMPOSITE_URL, status=401, json=payload("error_invalid_session_id.json"))
+    with pytest.raises(AuthError) as info:
+        sink.send([record(1)])
+    assert info.value.status == 401 and info.value.response.json() == payload("error_invalid_session_id.json")
+
+
 def test_the_daily_limit_backs_off_for_limit_backoff(org, rsps):
     clock = FakeClock()
     sink = make_sink(clock, limit_backoff=1800)
@@ -237,6 +245,7 @@ def test_the_daily_limit_backs_off_for_limit_backoff(org, rsps):
         sink.send([record(1)])
     assert info.value.retry_after == 1800 and "100000 of 100000" in str(info.value)
     assert sink.api_usage == (100_000, 100_000) and clock.waits == []
+    assert info.value.status == 403
 
 
 def test_503_is_retried_with_backoff_then_succeeds(rsps):

@@ -259,3 +259,19 @@ class TestSlackSinkContract(SinkContract):
                                            "Slack has no idempotency key")
     def test_lost_response_then_resend_makes_no_second_object(self):
         super().test_lost_response_then_resend_makes_no_second_object()
+
+
+@responses.activate
+def test_an_ok_false_auth_code_is_an_auth_error_carrying_the_200():
+    bot_post(payload("chat.postMessage.invalid_auth.json"))
+    with pytest.raises(AuthError) as failure:
+        make_sink().send([record(1)])
+    assert failure.value.status == 200 and failure.value.response.json()["error"] == "invalid_auth"
+
+
+@responses.activate
+def test_a_gone_webhook_is_an_auth_error_carrying_the_404():
+    responses.post(HOOK, body="no_service", status=404)
+    with pytest.raises(AuthError, match="create a new incoming webhook") as failure:
+        make_sink(webhook_url=HOOK).send([record(1)])
+    assert failure.value.status == 404 and failure.value.response.text == "no_service"

@@ -535,3 +535,10 @@ class TestZendeskContract(SinkContract):
         ]:
             api.add_callback(method, BASE + path if isinstance(path, str) else path,
                              callback=system.guard(callback, _zendesk_error))
+
+
+def test_bad_credentials_carry_the_401_and_zendesks_answer(rsps, clock):
+    rsps.add(responses.GET, BASE + "/api/v2/search/export", status=401, json=payload("error_unauthorized.json"))
+    with pytest.raises(AuthError) as info:
+        make_sink(clock).send([record(1)])
+    assert info.value.status == 401 and info.value.response.json() == payload("error_unauthorized.json")

@@ -12,7 +12,9 @@ from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.model import Delivery, Page, Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from socialcrm.core.sdk.http import HttpClient
+    import requests
+
+    from socialcrm.core.sdk.http import HttpClient, ResponseAction
 
 
 class EmptySchema(Schema):
@@ -36,6 +38,9 @@ class PluginContext:
     secrets: frozenset[str] = field(default_factory=frozenset)
     #: The HTTP clients ``http()`` made, so the host can count the calls an instance makes.
     http_clients: list = field(default_factory=list, repr=False, compare=False)
+    #: The plugin instance this context was given to (``Connector.__init__`` sets it); ``http()`` asks its
+    #: ``interpret_response`` about every response.
+    connector: "Connector | None" = field(default=None, repr=False, compare=False)
 
     @property
     def log(self) -> logging.Logger:
@@ -44,9 +49,12 @@ class PluginContext:
 
     def http(self, **options: Any) -> "HttpClient":
         """The shared HTTP layer for this instance (timeouts, retries, rate limits, redaction); see
-        ``socialcrm.core.sdk.http.HttpClient`` for the options."""
+        ``socialcrm.core.sdk.http.HttpClient`` for the options. The plugin's ``interpret_response``
+        classifies the responses, unless ``interpret`` is given."""
         from socialcrm.core.sdk.http import HttpClient
         options.setdefault("secrets", self.secrets)
+        if self.connector is not None:
+            options.setdefault("interpret", self.connector.interpret_response)
         client = HttpClient(self.instance, **options)
         self.http_clients.append(client)
         return client
@@ -71,6 +79,17 @@ class Connector:
         self.config = config
         self.context = context
         self.log = context.log
+        context.connector = self
+
+    def interpret_response(self, response: "requests.Response") -> "ResponseAction | None":
+        """Say what a response from this plugin's vendor means, before the HTTP client's own table.
+
+        Return a ``ResponseAction`` (``OK``, ``RETRY``, ``RATE_LIMITED``, ``AUTH``, ``FATAL``, optionally
+        ``.because(reason, retry_after)``), or ``None`` to let the status decide (401/403 auth, 408/5xx
+        retry, 429 rate limited, other 4xx fatal). Override it when a vendor answers 200 with an error
+        body or uses a status unlike its meaning; the errors raised carry ``status`` and ``response``.
+        """
+        return None
 
     def check(self) -> str:
         """Make one harmless call to prove the credentials and permissions work; return what was found.

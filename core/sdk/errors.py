@@ -3,6 +3,7 @@
 - ``ConfigError``: the configuration is wrong; refuse to start and tell the user where.
 - ``PluginError``: a plugin could not be loaded or broke its contract.
 - ``RetriableError``: a transient failure (5xx, timeout, rate limit); try again later.
+  ``TransportError``, one of them, means no response came back at all.
 - ``FatalError``: a failure that retrying will not cure (bad request, rejected payload).
 - ``AuthError``: credentials are missing, wrong or lack a permission; a config problem
   that stops one plugin without stopping the others.
@@ -48,6 +49,17 @@ class RetriableError(HttpFailure):
                  status: int | None = None):
         super().__init__(message, response=response, status=status)
         self.retry_after = retry_after
+
+
+class TransportError(RetriableError):
+    """No HTTP response came back: the host could not be reached, refused the connection, or timed out.
+
+    ``status`` and ``response`` are ``None``; ``timed_out`` says whether it was a timeout.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, timed_out: bool = False):
+        super().__init__(message, retry_after)
+        self.timed_out = timed_out
 
 
 class FatalError(HttpFailure):

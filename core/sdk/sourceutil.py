@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
-from socialcrm.core.sdk.errors import ConfigError, RetriableError
+from socialcrm.core.sdk.errors import ConfigError, RetriableError, TransportError
 
 if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.sdk.brand import Brand
@@ -76,11 +76,11 @@ def quick(http: "HttpClient") -> Iterator[None]:
 
 def unreachable(exc: RetriableError, url: str, field: str) -> RetriableError:
     """Say in plain words that a host could not be reached, when that is what ``exc`` is about."""
-    text = str(exc)
-    if "ConnectionError" in text or "Timeout" in text:
+    if isinstance(exc, TransportError):
         host = urlsplit(url).netloc or url
-        what = "timed out" if "Timeout" in text else "cannot be reached (unknown host, refused, or no network)"
-        return RetriableError(f"{host} {what}: check `{field}`", retry_after=exc.retry_after)
+        what = "timed out" if exc.timed_out else "cannot be reached (unknown host, refused, or no network)"
+        return TransportError(f"{host} {what}: check `{field}`", retry_after=exc.retry_after,
+                              timed_out=exc.timed_out)
     return exc
 
 

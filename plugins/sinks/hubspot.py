@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import requests
 from marshmallow import RAISE, Schema, fields, validate
 
-from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, Sink
+from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, ResponseAction, Sink
 
 from . import _render as render
 
@@ -82,8 +82,6 @@ class HubSpotSink(Sink):
         self.base = f"{config['api_url'].rstrip('/')}/crm/v3/objects/{config['object']}"
         self.http = context.http(timeout=config["timeout"], secrets=set(context.secrets) | {config["token"]})
         self.http.session.headers["Authorization"] = f"Bearer {config['token']}"
-        self.http.session.hooks["response"].append(self._retry_after_from_hubspot)
-        self._refusal: requests.Response | None = None
 
     # --- the hook points: check and send ---
 
@@ -229,16 +227,15 @@ class HubSpotSink(Sink):
         return list(outcomes.values())
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        self._refusal = None
         try:
             return self.http.request(method, url, classify=False, **kwargs)
-        except AuthError:
-            raise AuthError(self._explain_refusal()) from None
+        except AuthError as exc:
+            raise AuthError(self._explain_refusal(exc.response), response=exc.response) from None
 
-    def _explain_refusal(self) -> str:
+    def _explain_refusal(self, refusal: requests.Response) -> str:
         """Plain words for a 401 or 403, from the category and scopes HubSpot put in the body."""
-        data = _json(self._refusal) if self._refusal is not None else {}
-        status = self._refusal.status_code if self._refusal is not None else 401
+        data = _json(refusal)
+        status = refusal.status_code
         needed = SCOPES[self.config["object"]]
         if status == 403:
             scopes = [scope for e in data.get("errors") or [] if isinstance(e, dict)
@@ -249,21 +246,19 @@ class HubSpotSink(Sink):
         return (f"HubSpot refused the token: {data.get('category') or 'INVALID_AUTHENTICATION'}: check token "
                 f"(HUBSPOT_TOKEN) is the private app's current access token")
 
-    def _retry_after_from_hubspot(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        """Turn HubSpot's 429 into a ``Retry-After`` the shared HTTP layer honours.
+    def interpret_response(self, response: requests.Response) -> ResponseAction | None:
+        """A 429 without ``Retry-After`` waits for the window HubSpot names.
 
         HubSpot names the exhausted policy in the body (``policyName``: ``DAILY``, ``SECONDLY``,
         ``TEN_SECONDLY_ROLLING``) and the window in ``X-HubSpot-RateLimit-Interval-Milliseconds``: a
         short window is waited out; the daily limit waits for midnight UTC (HubSpot resets it at
         midnight in the account's time zone, which the API does not give).
         """
-        if response.status_code in (401, 403):
-            self._refusal = response  # kept for _explain_refusal: the shared layer raises before we see it
         if response.status_code != 429 or "Retry-After" in response.headers:
-            return response
+            return None
         try:
             policy = str(response.json().get("policyName", "")).upper()
-        except ValueError:
+        except (ValueError, AttributeError):
             policy = ""
         if policy == "DAILY":
             now = self.http.clock()
@@ -273,8 +268,7 @@ class HubSpotSink(Sink):
                 wait = float(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "10000")) / 1000
             except ValueError:
                 wait = 10.0
-        response.headers["Retry-After"] = str(max(1, int(round(wait))))
-        return response
+        return ResponseAction.RATE_LIMITED.because(f"HubSpot {policy or 'rate'} limit", max(1, int(round(wait))))
 
 
 def _json(response: requests.Response) -> dict:

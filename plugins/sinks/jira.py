@@ -19,11 +19,14 @@ within the process, which covers a retry inside that window.
 from __future__ import annotations
 
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
+import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from requests.auth import HTTPBasicAuth
 
-from socialcrm import AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, Sink
+from socialcrm import (
+    AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, ResponseAction, Sink)
 
 from . import _render as render
 
@@ -83,6 +86,17 @@ class JiraSink(Sink):
         self.http.session.auth = HTTPBasicAuth(config["email"], config["api_token"])
         self._created: dict[str, str] = {}  # record id -> issue key, for a retry before search sees the issue
 
+    def interpret_response(self, response: requests.Response) -> ResponseAction | None:
+        """A search Jira refuses (a missing project answers 400) or a bulk endpoint that is not there means
+        the config is wrong: an auth failure that pauses the sink, not a record to dead-letter."""
+        path, status = urlsplit(response.url or "").path, response.status_code
+        if path.endswith("/rest/api/3/search/jql") and 400 <= status < 500 and status not in (401, 403, 429):
+            return ResponseAction.AUTH.because(f"Jira cannot search project {self.config['project_key']}: check "
+                                               "project_key, and that the account has Browse projects there")
+        if path.endswith("/rest/api/3/issue/bulk") and status == 404:
+            return ResponseAction.AUTH.because(f"no Jira bulk-create endpoint at {self.base}: check base_url")
+        return None
+
     # --- the hook points: check and send ---
 
     def check(self) -> str:
@@ -92,9 +106,9 @@ class JiraSink(Sink):
         except AuthError as exc:
             raise AuthError(f"Jira refused the email and API token ({exc}): check email and api_token "
                             f"(JIRA_API_TOKEN); an API token is made at id.atlassian.com and belongs to that "
-                            f"email") from None
+                            f"email", response=exc.response) from None
         except FatalError as exc:
-            raise FatalError(f"no Jira Cloud REST API at {self.base}: {exc}") from None
+            raise FatalError(f"no Jira Cloud REST API at {self.base}: {exc}", response=exc.response) from None
         return (f"authenticated as {me.get('displayName')} ({me.get('emailAddress') or me.get('accountId')}); "
                 f"issues go to project {self.config['project_key']} as {self.config['issue_type']} "
                 f"(the account needs Browse projects and Create issues there)")
@@ -125,11 +139,7 @@ class JiraSink(Sink):
         body: dict[str, Any] = {"jql": jql, "fields": ["labels"], "maxResults": SEARCH_PAGE}
         found: dict[str, str] = {}
         while True:
-            try:
-                page = self.http.post(f"{self.base}/rest/api/3/search/jql", json=body).json()
-            except FatalError as exc:
-                raise AuthError(f"Jira cannot search project {self.config['project_key']} ({exc}): check "
-                                f"project_key, and that the account has Browse projects there") from None
+            page = self.http.post(f"{self.base}/rest/api/3/search/jql", json=body).json()  # see interpret_response
             for issue in page.get("issues", []):
                 for label in (issue.get("fields") or {}).get("labels") or []:
                     if label in wanted:
@@ -144,8 +154,6 @@ class JiraSink(Sink):
     def _create(self, records: list[Record]) -> list[Delivery]:
         response = self.http.post(f"{self.base}/rest/api/3/issue/bulk", classify=False,
                                   json={"issueUpdates": [self.issue_fields(r) for r in records]})
-        if response.status_code == 404:
-            raise AuthError(f"no Jira bulk-create endpoint at {self.base}: check base_url")
         if response.status_code not in (200, 201, 400):
             reason = self.http.redact(f"Jira bulk create: HTTP {response.status_code}: {response.text[:300]}")
             return [Delivery.rejected(r.id, reason) for r in records]

@@ -164,7 +164,6 @@ class SalesforceSink(Sink):
             for name in [n for n, v in merged.items() if not v]:
                 del merged[name]  # "" switches a default field off
         self._token: _Token | None = None
-        self._last: requests.Response | None = None
         #: The org's API usage from the last ``Sforce-Limit-Info`` header: (calls used, daily limit).
         self.api_usage: tuple[int, int] | None = None
         self.token_requests = 0
@@ -201,11 +200,11 @@ class SalesforceSink(Sink):
             data = {"grant_type": JWT_GRANT, "assertion": assertion}
         self.token_requests += 1
         try:
-            response = self.http.post(url, data=data, classify=False, hooks={"response": [self._observe]})
-        except AuthError:
-            response = self._last
+            response = self.http.post(url, data=data, classify=False)
+        except AuthError as exc:
+            response = exc.response
         if response is None or response.status_code != 200:
-            raise AuthError(self._explain_login(response))
+            raise AuthError(self._explain_login(response), response=response)
         body = response.json()
         token = _Token(body["access_token"], (body.get("instance_url") or cfg["instance_url"]).rstrip("/"))
         self._remember_secret(token.access_token)
@@ -239,11 +238,9 @@ class SalesforceSink(Sink):
         if value and value not in self.http.secrets:
             self.http.secrets = sorted({*self.http.secrets, value}, key=len, reverse=True)
 
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """A requests response hook: keep the last response (the shared layer raises on 401/403 before we
-        could read Salesforce's errorCode) and read the org's API usage."""
-        self._last = response
-        match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+    def _note_usage(self, response: requests.Response | None) -> None:
+        """Read the org's API usage from the ``Sforce-Limit-Info`` header Salesforce sends on REST calls."""
+        match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", "")) if response is not None else None
         if match:
             self.api_usage = (int(match.group(1)), int(match.group(2)))
 
@@ -255,14 +252,20 @@ class SalesforceSink(Sink):
             if self._token is None:
                 self._token = self._fetch_token()
             headers = {"Authorization": f"Bearer {self._token.access_token}"}
-            self._last = None
             try:
-                return self.http.request(method, self._token.instance_url + path, headers=headers, classify=False,
-                                         hooks={"response": [self._observe]}, **kwargs)
-            except AuthError:
-                response = self._last
+                response = self.http.request(method, self._token.instance_url + path, headers=headers,
+                                             classify=False, **kwargs)
+            except AuthError as exc:
+                response = exc.response
+                self._note_usage(response)
                 if response is None:
                     raise
+            except RetriableError as exc:
+                self._note_usage(exc.response)
+                raise
+            else:
+                self._note_usage(response)
+                return response
             code, message = _first_error(response)
             if response.status_code == 401 and attempt == 1:
                 log.info("%s: %s (%s); fetching a new token", self.context.instance, code or "401", message)
@@ -271,8 +274,8 @@ class SalesforceSink(Sink):
             if code == "REQUEST_LIMIT_EXCEEDED":
                 usage = f" ({self.api_usage[0]} of {self.api_usage[1]} used)" if self.api_usage else ""
                 raise RetriableError(f"{self.context.instance}: the org's daily API limit is spent{usage}: {message}",
-                                     retry_after=self.config["limit_backoff"])
-            raise AuthError(self._explain_refusal(response.status_code, code, message))
+                                     retry_after=self.config["limit_backoff"], response=response)
+            raise AuthError(self._explain_refusal(response.status_code, code, message), response=response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _explain_refusal(self, status: int, code: str, message: str) -> str:
@@ -292,9 +295,10 @@ class SalesforceSink(Sink):
         if response.status_code != 200:
             code, message = _first_error(response)
             if code in RETRY_CODES:
-                raise RetriableError(f"{self.context.instance}: composite request: {code}: {message}")
+                raise RetriableError(f"{self.context.instance}: composite request: {code}: {message}",
+                                     response=response)
             raise FatalError(self.http.redact(f"{self.context.instance}: composite request refused "
-                                              f"({response.status_code} {code}: {message})"))
+                                              f"({response.status_code} {code}: {message})"), response=response)
         return {item["referenceId"]: item for item in response.json()["compositeResponse"]}
 
     # --- contacts ---

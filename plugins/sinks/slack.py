@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, Delivery, FatalError, hookimpl, parse_retry_after, Record, RetriableError, Sink
+from socialcrm import (
+    AuthError, Delivery, FatalError, hookimpl, parse_retry_after, Record, ResponseAction, RetriableError, Sink)
 
 from . import _render as render
 
@@ -108,12 +109,30 @@ class SlackSink(Sink):
         self.http = context.http(timeout=config["timeout"], max_wait=config["max_wait"], secrets=secrets)
         self._posted: dict[str, str] = {}  # record id -> message ts, so a retry in this process never re-posts
 
+    def interpret_response(self, response: requests.Response) -> ResponseAction | None:
+        """Slack's own words: a Web API ``ok: false`` with an auth code is an auth failure even with a 200,
+        an HTTP 4xx from the Web API means ``api_url`` is wrong, and an incoming webhook that is gone
+        (404, ``no_service``, ...) is an auth failure. Other ``ok: false`` codes are read per record by
+        ``send`` (a rate-limited 200 hands the rest of the batch back with its wait, never sleeps)."""
+        code = _error_code(response)
+        hint = f": {HINTS[code]}" if code in HINTS else ""
+        status = response.status_code
+        if not self.config["token"]:
+            if code in WEBHOOK_AUTH_CODES or (status == 404 and code != "channel_not_found"):
+                return ResponseAction.AUTH.because(f"Slack incoming webhook: {status} {code}{hint}")
+            return None
+        if code in AUTH_CODES:
+            return ResponseAction.AUTH.because(f"Slack refused the token: {code}{hint}")
+        if 400 <= status < 500 and status not in (401, 403, 429):
+            return ResponseAction.AUTH.because("Slack Web API answered with an HTTP error: is api_url right?")
+        return None
+
     # --- the hook points: check and send ---
 
     def check(self) -> str:
         """Bot token: ``auth.test``. Webhook: an empty payload, which Slack refuses without posting."""
         if self.config["token"]:
-            data, _ = self._api("auth.test", {})
+            data, _ = self._api("auth.test", {})  # an auth code is an AuthError already (interpret_response)
             if not data.get("ok"):
                 code = data.get("error", "unknown_error")
                 raise AuthError(f"Slack refused the token: {code}: {HINTS.get(code, 'see Slack auth.test errors')}")
@@ -176,9 +195,6 @@ class SlackSink(Sink):
         response = self.http.post(url, json=payload, classify=False,
                                   headers={"Authorization": f"Bearer {self.config['token']}",
                                            "Content-Type": "application/json; charset=utf-8"})
-        if response.status_code >= 400:
-            raise AuthError(self.http.redact(f"Slack {method}: HTTP {response.status_code} from {url}: is api_url "
-                                             f"right? {response.text[:200]}"))
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.http.clock())
         try:
             return response.json(), retry_after
@@ -188,8 +204,6 @@ class SlackSink(Sink):
     def _api_error(self, record_id: str, data: dict, retry_after: float | None) -> Delivery:
         code = data.get("error", "unknown_error")
         hint = f": {HINTS[code]}" if code in HINTS else ""
-        if code in AUTH_CODES:
-            raise AuthError(f"Slack refused the token: {code}{hint}")
         if code in RETRY_CODES:
             return Delivery.retry(record_id, f"Slack chat.postMessage: {code}", retry_after)
         # REJECT_CODES, and codes Slack adds later: resending the same message cannot succeed.
@@ -200,10 +214,20 @@ class SlackSink(Sink):
         return self.http.post(self.config["webhook_url"], json=payload, classify=False)
 
     def _webhook_problem(self, status: int, code: str) -> Exception:
+        """An answer ``interpret_response`` let through that is neither a post nor a refusal of this message."""
         hint = f": {HINTS[code]}" if code in HINTS else ""
-        if code in WEBHOOK_AUTH_CODES or status == 404:
-            return AuthError(f"Slack incoming webhook: {status} {code}{hint}")
         return FatalError(f"Slack incoming webhook: {status} {code}{hint}")
+
+
+def _error_code(response: requests.Response) -> str:
+    """Slack's error code: ``error`` of a Web API ``ok: false`` body, or an incoming webhook's plain-text body."""
+    if "json" in response.headers.get("Content-Type", ""):
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        return str(body.get("error") or "") if isinstance(body, dict) and body.get("ok") is False else ""
+    return (response.text or "").strip()[:100]
 
 
 def _escape(text: str) -> str:

@@ -145,26 +145,20 @@ class ZendeskSink(Sink):
         self._uncertain: set[str] = set()  # records whose create_many got no answer: maybe created
         self._users: dict[str, int] = {}  # social identity -> Zendesk user id
         self._bulk_users = True
-        self._last: requests.Response | None = None
 
     # --- HTTP ---
-
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last = response
 
     def _request(self, method: str, path: str, *, allow: tuple[int, ...] = (), once: bool = False,
                  **kwargs: Any) -> requests.Response:
         """One call; ``allow`` lists 401/403 statuses the caller reads itself instead of an ``AuthError``;
         ``once`` sends it a single time (no in-line retry)."""
-        self._last = None
         client = self.http_once if once else self.http
         try:
-            return client.request(method, self.base + path, classify=False, hooks={"response": [self._observe]},
-                                  **kwargs)
-        except AuthError:
-            if self._last is not None and self._last.status_code in allow:
-                return self._last
-            raise AuthError(self._explain_refusal(self._last)) from None
+            return client.request(method, self.base + path, classify=False, **kwargs)
+        except AuthError as exc:
+            if exc.status in allow:
+                return exc.response
+            raise AuthError(self._explain_refusal(exc.response), response=exc.response) from None
 
     def _explain_refusal(self, response: requests.Response | None) -> str:
         if response is None:
@@ -182,7 +176,7 @@ class ZendeskSink(Sink):
         response = self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise FatalError(self.http.redact(f"{self.context.instance}: {method} {path.split('?')[0]} failed "
-                                              f"({response.status_code} {_error_text(response)})"))
+                                              f"({response.status_code} {_error_text(response)})"), response=response)
         return response.json()
 
     # --- 1. which records already have a ticket ---
@@ -328,7 +322,7 @@ class ZendeskSink(Sink):
             try:
                 return self._request("POST", "/api/v2/tickets/create_many", once=True, json=body)
             except RetriableError as exc:
-                status = self._last.status_code if self._last is not None else None
+                status = exc.status
                 if status not in (429, 503):
                     log.warning("%s: tickets/create_many for %d records got no answer (%s); they are checked by "
                                 "external_id before they are sent again", self.context.instance, len(records), exc)
@@ -358,7 +352,7 @@ class ZendeskSink(Sink):
             return self._create(records[:middle], out) + self._create(records[middle:], out)
         if response.status_code >= 400:
             raise FatalError(self.http.redact(f"{self.context.instance}: tickets/create_many failed "
-                                              f"({response.status_code} {_error_text(response)})"))
+                                              f"({response.status_code} {_error_text(response)})"), response=response)
         job = _Job(response.json()["job_status"]["id"], [r.id for r in records], "tickets")
         self._pending[job.id] = job
         return [job]
@@ -385,7 +379,7 @@ class ZendeskSink(Sink):
                 return finished
             if response.status_code >= 400:
                 raise FatalError(f"{self.context.instance}: job status poll failed ({response.status_code} "
-                                 f"{_error_text(response)})")
+                                 f"{_error_text(response)})", response=response)
             for status in statuses:
                 job = waiting.get(status.get("id"))
                 if job is not None and status.get("status") in DONE:
@@ -465,7 +459,8 @@ class ZendeskSink(Sink):
         response = self._request("GET", "/api/v2/users/me")
         if response.status_code >= 400:
             raise AuthError(self.http.redact(f"{self.context.instance}: GET /api/v2/users/me answered "
-                                             f"{response.status_code} ({_error_text(response)})"))
+                                             f"{response.status_code} ({_error_text(response)})"),
+                            response=response)
         user = response.json().get("user") or {}
         if not user.get("id"):
             raise AuthError(f"{self.context.instance}: Zendesk took the call as anonymous: the credentials were not "

@@ -23,7 +23,6 @@ the documented names unless ``naming = "post"`` or the parameters are set one by
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -60,7 +59,6 @@ NAMINGS = {
 }
 USER_FIELDS = ["name", "username", "public_metrics", "verified", "verified_type"]
 _VERIFIED_TYPES = frozenset({"blue", "business", "government"})
-_STATUS = re.compile(r": (\d{3}) ")
 
 
 class XSourceConfig(SourceSchema):
@@ -242,7 +240,7 @@ class XSource(Source):
         try:
             response = self.http.get(self.base_url + path, params=params)
         except AuthError as exc:
-            raise AuthError(f"{exc} -- {explain_auth_failure(exc, path)}") from None
+            raise AuthError(f"{exc} -- {explain_auth_failure(exc, path)}", response=exc.response) from None
         try:
             body = response.json()
         except ValueError:
@@ -299,8 +297,7 @@ def default_query(handles: list[str], words: list[str]) -> str:
 
 def explain_auth_failure(exc: AuthError, path: str) -> str:
     """What a 401 or 403 from X means, in words a person can act on."""
-    match = _STATUS.search(str(exc))
-    if match and match.group(1) == "403":
+    if exc.status == 403:
         return (f"X accepted the token but refused {path}: the app behind X_BEARER_TOKEN must belong to a "
                 f"Project whose access level includes this endpoint")
     return "X did not accept the bearer token: check that X_BEARER_TOKEN holds the app's current Bearer Token"
