@@ -1,0 +1,41 @@
+"""How socialcrm stands, from the store: delivery per sink with the backpressure on listening, and each
+source's (and inbound webhook's) cursor, last poll and last error. ``socialcrm status``, the API's
+``/sources`` and ``/metrics`` all read it here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from socialcrm.core.engine.config import Config
+from socialcrm.core.engine.delivery import delivery_report as _delivery_report
+from socialcrm.core.services.runtime import WEBHOOK_CURSOR_PREFIX
+from socialcrm.core.store import Store
+
+
+def delivery_report(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:
+    """Per configured (or still queued-for) sink: rows in each state, the oldest undelivered age, the
+    circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts."""
+    return _delivery_report(store, config.sinks, config.max_pending, now=now)
+
+
+def sources_status(store: Store, config: Config) -> list[dict[str, Any]]:
+    """The configured sources, then the inbound webhooks, each with its cursor, last poll, last error and
+    whether it is paused (disabled, or the outbox is full)."""
+    stored = store.source_states()
+    full = store.open_deliveries() >= config.max_pending
+    out = []
+    for sc in config.sources:
+        row = stored.get(sc.instance, {})
+        out.append({"name": sc.instance, "kind": "poll", "plugin": sc.plugin, "enabled": sc.enabled,
+                    "poll_interval": sc.poll_interval, "cursor": row.get("cursor"),
+                    "last_poll_at": row.get("last_poll_at"), "last_error": row.get("last_error"),
+                    "paused": (not sc.enabled) or full})
+    for name in sorted(config.api.webhooks):
+        row = stored.get(WEBHOOK_CURSOR_PREFIX + name, {})
+        out.append({"name": name, "kind": "webhook", "plugin": None, "enabled": True, "poll_interval": None,
+                    "cursor": None, "last_poll_at": row.get("last_poll_at"), "last_error": row.get("last_error"),
+                    "paused": full})
+    return out
+
+
+__all__ = ["delivery_report", "sources_status"]
