@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from socialcrm.core.engine.delivery import delivery_report
+from socialcrm.core.services.status import delivery_report
 
 from .auth import needs
 from .state import ApiState
@@ -34,12 +34,12 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         st = self.state
-        store, config = st.store, st.config
+        store, config = st.runtime.store, st.config
         records = GaugeMetricFamily("socialcrm_records", "Records held, by type", labels=["type"])
         for type_, count in sorted(store.records_by_type().items()):
             records.add_metric([type_], count)
         yield records
-        report = delivery_report(store, config.sinks, config.max_pending, now=st.clock())
+        report = delivery_report(store, config, now=st.clock())
         deliveries = GaugeMetricFamily("socialcrm_deliveries", "Outbox rows by sink and state",
                                        labels=["sink", "state"])
         oldest = GaugeMetricFamily("socialcrm_outbox_oldest_pending_seconds",

@@ -57,7 +57,7 @@ def list_records(args: dict[str, Any]):
         except ValueError as exc:
             abort(422, f"cursor: {exc}; pass next_cursor from the previous page", {"cursor": [str(exc)]})
     limit = args["limit"]
-    rows = state().store.records_page(
+    rows = state().runtime.store.records_page(
         types=args.get("type") or (), sentiments=args.get("sentiment") or (), priorities=args.get("priority") or (),
         route=args.get("route"), team=args.get("team"), network=args.get("network"), author=args.get("author"),
         text=args.get("q"), since=args.get("since"), until=args.get("until"), after=after, limit=limit + 1)
@@ -73,7 +73,7 @@ def list_records(args: dict[str, Any]):
 @blp.alt_response(404, response="NOT_FOUND")
 def get_record(record_id: str):
     """One record with its reasons, its deliveries to each sink, and the feedback on it."""
-    store = state().store
+    store = state().runtime.store
     record = store.get_record(record_id)
     if record is None:
         abort(404, f"no record {record_id!r}", {"record_id": ["no such record"]})
@@ -93,13 +93,13 @@ def get_record(record_id: str):
 def give_feedback(data: dict[str, Any], record_id: str):
     """Correct a record's type, sentiment or route; kept for learning, audited, optionally re-routed."""
     st = state()
-    sinks = set(st.pipeline.deliverer.sinks)
+    sinks = st.runtime.enabled_sinks
     unknown = [s for s in data.get("route", []) if s not in sinks]
     if unknown:
         known = ", ".join(sorted(sinks)) or "none enabled"
         abort(422, f"route: no enabled sink named {', '.join(map(repr, unknown))} (sinks: {known})",
               {"route": [f"no enabled sink named {s!r}" for s in unknown]})
-    result = correct_record(st.store, st.config, sinks, record_id, caller(), type_=data.get("type"),
+    result = correct_record(st.runtime.store, st.config, sinks, record_id, caller(), type_=data.get("type"),
                             sentiment=data.get("sentiment"), route=data.get("route"), reroute=data["reroute"],
                             note=data.get("note"), now=st.clock())
     if result is None:

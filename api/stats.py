@@ -98,7 +98,7 @@ def stats(args: dict[str, Any]):
         series[_iso(moment)] = {"start": _iso(moment), "total": 0, "type": {}, "sentiment": {}, "network": {}}
         moment += STEP[bucket]
     totals: dict[str, Any] = {"total": 0, "type": Counter(), "sentiment": Counter(), "network": Counter()}
-    for dimension, rows in st.store.record_counts(since, until, bucket).items():
+    for dimension, rows in st.runtime.store.record_counts(since, until, bucket).items():
         for start, value, count in rows:
             entry = series.setdefault(start, {"start": start, "total": 0, "type": {}, "sentiment": {}, "network": {}})
             entry[dimension][value] = entry[dimension].get(value, 0) + count
@@ -107,7 +107,7 @@ def stats(args: dict[str, Any]):
                 entry["total"] += count
                 totals["total"] += count
     brand = st.config.brand
-    texts = st.store.record_contents(since, until, TERM_SAMPLE)
+    texts = st.runtime.store.record_contents(since, until, TERM_SAMPLE)
     terms, hashtags = top_terms(texts, brand_words([brand.name, *brand.handles, *brand.keywords]), args["top"])
     return {"since": since, "until": until, "bucket": bucket, "series": [series[k] for k in sorted(series)],
             "totals": {k: dict(v) if isinstance(v, Counter) else v for k, v in totals.items()},
