@@ -1,6 +1,6 @@
-"""How socialcrm stands, from the store: delivery per sink with the backpressure on listening, and each
-source's (and inbound webhook's) cursor, last poll and last error. ``socialcrm status``, the API's
-``/sources`` and ``/metrics`` all read it here.
+"""How socialcrm stands, from the store: delivery per sink with the backpressure on listening, records held,
+and each source's (and inbound webhook's) cursor, last poll, last error and whether it is paused.
+``socialcrm status``, the API's ``/sources`` and ``/metrics`` all read it here.
 """
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ def delivery_report(store: Store, config: Config, now: float | None = None) -> d
     return _delivery_report(store, config.sinks, config.max_pending, now=now)
 
 
+def snapshot(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:
+    """What a metrics scrape exports: records held by type, the delivery report, and by source name whether
+    it is paused (disabled, or the outbox is full)."""
+    report = delivery_report(store, config, now=now)
+    full = report["backpressure"]["paused"]
+    return {"records_by_type": store.records_by_type(), "delivery": report,
+            "sources_paused": {sc.instance: _paused(sc.enabled, full) for sc in config.sources}}
+
+
+def _paused(enabled: bool, outbox_full: bool) -> bool:
+    return not enabled or outbox_full
+
+
 def sources_status(store: Store, config: Config) -> list[dict[str, Any]]:
     """The configured sources, then the inbound webhooks, each with its cursor, last poll, last error and
     whether it is paused (disabled, or the outbox is full)."""
@@ -29,7 +42,7 @@ def sources_status(store: Store, config: Config) -> list[dict[str, Any]]:
         out.append({"name": sc.instance, "kind": "poll", "plugin": sc.plugin, "enabled": sc.enabled,
                     "poll_interval": sc.poll_interval, "cursor": row.get("cursor"),
                     "last_poll_at": row.get("last_poll_at"), "last_error": row.get("last_error"),
-                    "paused": (not sc.enabled) or full})
+                    "paused": _paused(sc.enabled, full)})
     for name in sorted(config.api.webhooks):
         row = stored.get(WEBHOOK_CURSOR_PREFIX + name, {})
         out.append({"name": name, "kind": "webhook", "plugin": None, "enabled": True, "poll_interval": None,
@@ -38,4 +51,4 @@ def sources_status(store: Store, config: Config) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["delivery_report", "sources_status"]
+__all__ = ["delivery_report", "snapshot", "sources_status"]
