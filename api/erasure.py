@@ -30,8 +30,7 @@ blp = Blueprint("privacy", __name__, description="Erasure of an author's data; t
 def erase(data: dict[str, Any]):
     """Remove everything held about one author: mentions, records, deliveries, feedback."""
     st = state()
-    return service.erase_author(st.runtime.store, data["network"], data["author"], caller(), st.config.api.hash_salt,
-                                st.clock())
+    return service.erase_author(st.runtime.store, st.config, data["network"], data["author"], caller(), st.clock())
 
 
 @blp.route("/do-not-engage", methods=["GET"])
@@ -40,7 +39,7 @@ def erase(data: dict[str, Any]):
 def list_do_not_engage():
     """The do-not-engage list: entries from the config and those added here, by salted key."""
     st = state()
-    return service.do_not_engage_list(st.runtime.store, st.config.api)
+    return service.do_not_engage_list(st.runtime.store, st.config)
 
 
 @blp.route("/do-not-engage", methods=["POST"])
@@ -51,7 +50,7 @@ def list_do_not_engage():
 def add_do_not_engage(data: dict[str, Any]):
     """Put an author on the do-not-engage list; their deliveries not yet sent are cancelled."""
     st = state()
-    return service.add_to_do_not_engage(st.runtime.store, st.config.api, data["network"], data["author"], caller(),
+    return service.add_to_do_not_engage(st.runtime.store, st.config, data["network"], data["author"], caller(),
                                         now=st.clock())
 
 
@@ -67,7 +66,7 @@ def remove_do_not_engage(key: str):
     if errors:
         abort(404, "no such entry: an author key is 64 hex characters", {"key": errors["author_key"]})
     try:
-        service.remove_from_do_not_engage(st.runtime.store, st.config.api, key, caller(), now=st.clock())
+        service.remove_from_do_not_engage(st.runtime.store, st.config, key, caller(), now=st.clock())
     except service.ConfiguredEntry as exc:
         abort(409, str(exc), {"key": ["set in the config"]})
     except service.NotOnList as exc:

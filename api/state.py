@@ -7,7 +7,7 @@ from typing import Callable
 
 from flask import current_app
 
-from socialcrm.core.services.runtime import Config, Runtime
+from socialcrm.core.services.runtime import Config, Pipeline, Runtime
 
 
 @dataclass
@@ -23,6 +23,11 @@ class ApiState:
     def config(self) -> Config:
         """The loaded config."""
         return self.runtime.config
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline whose schedule ``socialcrm serve`` runs beside the app (and closes)."""
+        return self.runtime.pipeline
 
 
 def state() -> ApiState:

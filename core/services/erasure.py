@@ -10,11 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from socialcrm.core.engine.config import ApiConfig
+from socialcrm.core.engine.config import ApiConfig, Config
 from socialcrm.core.engine.donotengage import author_key, configured_keys
 from socialcrm.core.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def _privacy(config: Config) -> ApiConfig:
+    """The settings that hold the hash salt and the config's do-not-engage entries."""
+    return config.api
 
 
 class NotOnList(LookupError):
@@ -25,38 +30,39 @@ class ConfiguredEntry(ValueError):
     """The do-not-engage entry comes from the config, so only an edit of the config removes it."""
 
 
-def erase_author(store: Store, network: str, handle: str, actor: str, salt: str, now: float | None = None
+def erase_author(store: Store, config: Config, network: str, handle: str, actor: str, now: float | None = None
                  ) -> dict[str, int]:
     """Erase one author's data and return what was removed, by kind; logs counts, not the handle."""
-    counts = store.erase_author(network, handle, actor, author_key(network, handle, salt), now=now)
+    key = author_key(network, handle, _privacy(config).hash_salt)
+    counts = store.erase_author(network, handle, actor, key, now=now)
     log.info("erased an author's data on %s for %s: %s", network, actor, counts)
     return counts
 
 
-def do_not_engage_list(store: Store, api: ApiConfig) -> list[dict[str, Any]]:
+def do_not_engage_list(store: Store, config: Config) -> list[dict[str, Any]]:
     """The whole list by salted key: the config's entries (``origin: config``) not also stored, then the
     stored ones (``origin: api``), the most recent first."""
     stored = [{**row, "origin": "api"} for row in store.do_not_engage_entries()]
     seen = {row["author_key"] for row in stored}
     from_config = [{"author_key": key, "network": None, "origin": "config", "added_at": None, "added_by": None}
-                   for key in sorted(configured_keys(api)) if key not in seen]
+                   for key in sorted(configured_keys(_privacy(config))) if key not in seen]
     return from_config + stored
 
 
-def add_to_do_not_engage(store: Store, api: ApiConfig, network: str, handle: str, actor: str,
+def add_to_do_not_engage(store: Store, config: Config, network: str, handle: str, actor: str,
                          now: float | None = None) -> dict[str, Any]:
     """Put an author on the list (their deliveries not yet sent are cancelled); returns the author key,
     whether the entry is new and what was cancelled."""
-    key = author_key(network, handle, api.hash_salt)
+    key = author_key(network, handle, _privacy(config).hash_salt)
     return {"author_key": key, **store.add_do_not_engage(key, network, handle, actor, now=now)}
 
 
-def remove_from_do_not_engage(store: Store, api: ApiConfig, key: str, actor: str, now: float | None = None) -> None:
+def remove_from_do_not_engage(store: Store, config: Config, key: str, actor: str, now: float | None = None) -> None:
     """Take the author with ``key`` off the stored list; ``ConfiguredEntry`` when the entry is the config's,
     ``NotOnList`` when there is none."""
     if store.remove_do_not_engage(key, actor, now=now):
         return
-    if key in configured_keys(api):
+    if key in configured_keys(_privacy(config)):
         raise ConfiguredEntry("this entry comes from the config: remove it from [api] do_not_engage")
     raise NotOnList("no such entry on the do-not-engage list")
 

@@ -35,7 +35,7 @@ def register(main: click.Group) -> None:
         if not yes:
             click.confirm(f"Erase everything held about {author} on {network}? This cannot be undone", abort=True)
         with opened_store(config) as store:
-            counts = erase_author(store, network.strip().lower(), author, actor, config.api.hash_salt)
+            counts = erase_author(store, config, network.strip().lower(), author, actor)
         if as_json:
             click.echo(json.dumps(counts))
             return
