@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from flask import Flask
 
 if TYPE_CHECKING:  # pragma: no cover
-    from socialcrm.core.engine.config import Config
-    from socialcrm.core.engine.pipeline import Pipeline
-    from socialcrm.core.engine.plugins import PluginManager
+    from socialcrm.core.services.runtime import Config, Pipeline, PluginManager
 
 API_VERSION = "1"
 
@@ -44,14 +42,9 @@ def create_app(config: "Config | None" = None, plugins: "PluginManager | None" =
         api.register_blueprint(health.blp)
         return app
 
-    if plugins is None:
-        from socialcrm.core.engine.plugins import default_manager
-        plugins = default_manager()
-    if pipeline is None:
-        from socialcrm.core.engine.pipeline import Pipeline
-        pipeline = Pipeline(config, plugins)
+    from socialcrm.core.services.runtime import Runtime
     app.config["MAX_CONTENT_LENGTH"] = config.api.max_body_bytes
-    api_state = ApiState(config=config, plugins=plugins, pipeline=pipeline, clock=clock, scheduled=scheduled)
+    api_state = ApiState(Runtime.open(config, plugins, pipeline), clock=clock, scheduled=scheduled)
     app.extensions["socialcrm"] = api_state
 
     api = SocialcrmApi(app)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from flask import Flask, g, request
 from flask_smorest import Blueprint
 
-from socialcrm.core.engine.config import ApiToken
+from socialcrm.core.services.runtime import ApiToken
 
 from .errors import abort
 

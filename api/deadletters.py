@@ -1,7 +1,7 @@
 """``/dead-letters``: deliveries a sink refused for good (or gave up on); list, show, replay.
 
-A thin face over the store's dead-letter methods that ``socialcrm dlq`` uses too; a replay is
-audited under the calling token's name.
+A thin face over the dead-letters service that ``socialcrm dlq`` uses too; a replay is audited under
+the calling token's name.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from socialcrm.core.sdk.model import Record
+from socialcrm.core.services import deadletters as service
 
 from .auth import caller, needs
 from .errors import abort
@@ -26,7 +27,7 @@ blp = Blueprint("dead-letters", __name__, description="Dead letters: list, show,
 @blp.response(200, DeadLetterSchema(many=True))
 def list_dead_letters(args: dict[str, Any]):
     """List dead letters, the most recent first, with each sink's reason."""
-    return state().store.dead_letters(sink=args.get("sink"), limit=args["limit"])
+    return service.dead_letters(state().runtime.store, sink=args.get("sink"), limit=args["limit"])
 
 
 @blp.route("/dead-letters/<int(min=1, max=9223372036854775807):outbox_id>", methods=["GET"])
@@ -35,7 +36,7 @@ def list_dead_letters(args: dict[str, Any]):
 @blp.alt_response(404, response="NOT_FOUND")
 def show_dead_letter(outbox_id: int):
     """One dead letter: the reason, the record as the sink received it, and its replay history."""
-    row = state().store.dead_letter(outbox_id)
+    row = service.outbox_row(state().runtime.store, outbox_id)
     if row is None or row["state"] != "dead":
         abort(404, f"no dead letter {outbox_id} (see GET /dead-letters)", {"outbox_id": ["not a dead letter"]})
     return {**row, "record": Record.from_dict(row["record"])}
@@ -49,14 +50,12 @@ def show_dead_letter(outbox_id: int):
 def replay_dead_letters(data: dict[str, Any]):
     """Send dead letters again: by ``ids``, every one of a ``sink``, or ``all``. Ids that are not dead
     letters are refused (nothing is replayed)."""
-    store = state().store
-    if "ids" in data:
-        dead = {row["id"] for row in store.dead_letters()}
-        missing = [i for i in data["ids"] if i not in dead]
-        if missing:
-            abort(422, f"ids: not dead letters: {', '.join(map(str, missing))}; nothing replayed",
-                  {"ids": [f"{i} is not a dead letter" for i in missing]})
-    replayed = store.replay_dead(caller(), ids=data.get("ids"), sink=data.get("sink"), now=state().clock())
+    st = state()
+    try:
+        replayed = service.replay(st.runtime.store, caller(), ids=data.get("ids"), sink=data.get("sink"),
+                                  now=st.clock())
+    except service.NotDeadLetters as exc:
+        abort(422, f"ids: {exc}", {"ids": [f"{i} is not a dead letter" for i in exc.missing]})
     return {"replayed": replayed}
 
 
@@ -66,7 +65,9 @@ def replay_dead_letters(data: dict[str, Any]):
 @blp.alt_response(404, response="NOT_FOUND")
 def replay_dead_letter(outbox_id: int):
     """Send one dead letter again."""
-    replayed = state().store.replay_dead(caller(), ids=[outbox_id], now=state().clock())
-    if not replayed:
+    st = state()
+    try:
+        replayed = service.replay(st.runtime.store, caller(), ids=[outbox_id], now=st.clock())
+    except service.NotDeadLetters:
         abort(404, f"no dead letter {outbox_id} (see GET /dead-letters)", {"outbox_id": ["not a dead letter"]})
     return {"replayed": replayed}

@@ -7,13 +7,11 @@ records are still learned, for the counts, but routed nowhere.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask_smorest import Blueprint
 
-from socialcrm.core.engine.donotengage import author_key, configured_keys
-from socialcrm.core.store import Store
+from socialcrm.core.services import erasure as service
 
 from .auth import caller, needs
 from .errors import abort
@@ -21,17 +19,7 @@ from .schemas import (AuthorKeySchema, AuthorRefSchema, DoNotEngageEntrySchema, 
                       ErasureResultSchema)
 from .state import state
 
-log = logging.getLogger(__name__)
-
 blp = Blueprint("privacy", __name__, description="Erasure of an author's data; the do-not-engage list")
-
-
-def erase_author(store: Store, network: str, handle: str, actor: str, salt: str, now: float | None = None
-                 ) -> dict[str, int]:
-    """Erase one author's data (the API and ``socialcrm erase`` share this); logs counts, not the handle."""
-    counts = store.erase_author(network, handle, actor, author_key(network, handle, salt), now=now)
-    log.info("erased an author's data on %s for %s: %s", network, actor, counts)
-    return counts
 
 
 @blp.route("/erasures", methods=["POST"])
@@ -42,7 +30,7 @@ def erase_author(store: Store, network: str, handle: str, actor: str, salt: str,
 def erase(data: dict[str, Any]):
     """Remove everything held about one author: mentions, records, deliveries, feedback."""
     st = state()
-    return erase_author(st.store, data["network"], data["author"], caller(), st.config.privacy.hash_salt, st.clock())
+    return service.erase_author(st.runtime.store, st.config, data["network"], data["author"], caller(), st.clock())
 
 
 @blp.route("/do-not-engage", methods=["GET"])
@@ -51,11 +39,7 @@ def erase(data: dict[str, Any]):
 def list_do_not_engage():
     """The do-not-engage list: entries from the config and those added here, by salted key."""
     st = state()
-    stored = [{**row, "origin": "api"} for row in st.store.do_not_engage_entries()]
-    seen = {row["author_key"] for row in stored}
-    from_config = [{"author_key": key, "network": None, "origin": "config", "added_at": None, "added_by": None}
-                   for key in sorted(configured_keys(st.config.privacy)) if key not in seen]
-    return from_config + stored
+    return service.do_not_engage_list(st.runtime.store, st.config)
 
 
 @blp.route("/do-not-engage", methods=["POST"])
@@ -66,9 +50,8 @@ def list_do_not_engage():
 def add_do_not_engage(data: dict[str, Any]):
     """Put an author on the do-not-engage list; their deliveries not yet sent are cancelled."""
     st = state()
-    key = author_key(data["network"], data["author"], st.config.privacy.hash_salt)
-    result = st.store.add_do_not_engage(key, data["network"], data["author"], caller(), now=st.clock())
-    return {"author_key": key, **result}
+    return service.add_to_do_not_engage(st.runtime.store, st.config, data["network"], data["author"], caller(),
+                                        now=st.clock())
 
 
 @blp.route("/do-not-engage/<string(length=64):key>", methods=["DELETE"])
@@ -82,9 +65,10 @@ def remove_do_not_engage(key: str):
     errors = AuthorKeySchema().validate({"author_key": key})
     if errors:
         abort(404, "no such entry: an author key is 64 hex characters", {"key": errors["author_key"]})
-    if not st.store.remove_do_not_engage(key, caller(), now=st.clock()):
-        if key in configured_keys(st.config.privacy):
-            abort(409, "this entry comes from the config: remove it from [privacy] do_not_engage",
-                  {"key": ["set in the config"]})
-        abort(404, "no such entry on the do-not-engage list", {"key": ["not on the list"]})
+    try:
+        service.remove_from_do_not_engage(st.runtime.store, st.config, key, caller(), now=st.clock())
+    except service.ConfiguredEntry as exc:
+        abort(409, str(exc), {"key": ["set in the config"]})
+    except service.NotOnList as exc:
+        abort(404, str(exc), {"key": ["not on the list"]})
     return None

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from socialcrm.core.engine.delivery import delivery_report
+from socialcrm.core.services.status import snapshot
 
 from .auth import needs
 from .state import ApiState
@@ -34,12 +34,12 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         st = self.state
-        store, config = st.store, st.config
+        seen = snapshot(st.runtime.store, st.config, now=st.clock())
         records = GaugeMetricFamily("socialcrm_records", "Records held, by type", labels=["type"])
-        for type_, count in sorted(store.records_by_type().items()):
+        for type_, count in sorted(seen["records_by_type"].items()):
             records.add_metric([type_], count)
         yield records
-        report = delivery_report(store, config.sinks, config.max_pending, now=st.clock())
+        report = seen["delivery"]
         deliveries = GaugeMetricFamily("socialcrm_deliveries", "Outbox rows by sink and state",
                                        labels=["sink", "state"])
         oldest = GaugeMetricFamily("socialcrm_outbox_oldest_pending_seconds",
@@ -60,11 +60,11 @@ class StoreCollector(Collector):
         paused = GaugeMetricFamily("socialcrm_source_paused",
                                    "1 when a source is not being polled (disabled, or the outbox is full)",
                                    labels=["source"])
-        for sc in config.sources:
-            paused.add_metric([sc.instance], 1.0 if (not sc.enabled or backlog["paused"]) else 0.0)
+        for name, is_paused in seen["sources_paused"].items():
+            paused.add_metric([name], 1.0 if is_paused else 0.0)
         yield paused
-        yield GaugeMetricFamily("socialcrm_sources_paused", "Sources not being polled", value=sum(
-            1 for sc in config.sources if not sc.enabled or backlog["paused"]))
+        yield GaugeMetricFamily("socialcrm_sources_paused", "Sources not being polled",
+                                value=sum(seen["sources_paused"].values()))
 
 
 def install(app: Flask, api_state: ApiState) -> CollectorRegistry:

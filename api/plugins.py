@@ -17,4 +17,4 @@ def list_plugins():
     """List every source and sink plugin, with the distribution that registered it."""
     return [{"kind": p.kind, "name": p.name, "plugin": p.plugin, "distribution": p.distribution,
              "version": p.version, "summary": ((p.cls.__doc__ or "").strip().splitlines() or [""])[0]}
-            for p in state().plugins.listing()]
+            for p in state().runtime.plugins.listing()]

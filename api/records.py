@@ -14,6 +14,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from socialcrm.core.services.feedback import correct_record
+from socialcrm.core.services.records import record_detail, records_page
 
 from .auth import caller, needs
 from .errors import abort
@@ -56,13 +57,11 @@ def list_records(args: dict[str, Any]):
             after = decode_cursor(args["cursor"])
         except ValueError as exc:
             abort(422, f"cursor: {exc}; pass next_cursor from the previous page", {"cursor": [str(exc)]})
-    limit = args["limit"]
-    rows = state().store.records_page(
-        types=args.get("type") or (), sentiments=args.get("sentiment") or (), priorities=args.get("priority") or (),
-        route=args.get("route"), team=args.get("team"), network=args.get("network"), author=args.get("author"),
-        text=args.get("q"), since=args.get("since"), until=args.get("until"), after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, more = records_page(
+        state().runtime.store, args["limit"], after, types=args.get("type") or (),
+        sentiments=args.get("sentiment") or (), priorities=args.get("priority") or (), route=args.get("route"),
+        team=args.get("team"), network=args.get("network"), author=args.get("author"), text=args.get("q"),
+        since=args.get("since"), until=args.get("until"))
     next_cursor = encode_cursor(rows[-1][1], rows[-1][0].id) if more and rows else None
     return {"items": [record for record, _ in rows], "next_cursor": next_cursor}
 
@@ -73,15 +72,10 @@ def list_records(args: dict[str, Any]):
 @blp.alt_response(404, response="NOT_FOUND")
 def get_record(record_id: str):
     """One record with its reasons, its deliveries to each sink, and the feedback on it."""
-    store = state().store
-    record = store.get_record(record_id)
-    if record is None:
+    detail = record_detail(state().runtime.store, record_id)
+    if detail is None:
         abort(404, f"no record {record_id!r}", {"record_id": ["no such record"]})
-    history = store.record_history(record_id)
-    for entry in history["feedback"]:
-        entry["old_value"] = json.loads(entry["old_value"]) if entry["old_value"] is not None else None
-        entry["new_value"] = json.loads(entry["new_value"])
-    return {"record": record, **history}
+    return detail
 
 
 @blp.route("/records/<path:record_id>/feedback", methods=["POST"])
@@ -93,13 +87,13 @@ def get_record(record_id: str):
 def give_feedback(data: dict[str, Any], record_id: str):
     """Correct a record's type, sentiment or route; kept for learning, audited, optionally re-routed."""
     st = state()
-    sinks = set(st.pipeline.deliverer.sinks)
+    sinks = st.runtime.enabled_sinks
     unknown = [s for s in data.get("route", []) if s not in sinks]
     if unknown:
         known = ", ".join(sorted(sinks)) or "none enabled"
         abort(422, f"route: no enabled sink named {', '.join(map(repr, unknown))} (sinks: {known})",
               {"route": [f"no enabled sink named {s!r}" for s in unknown]})
-    result = correct_record(st.store, st.config, sinks, record_id, caller(), type_=data.get("type"),
+    result = correct_record(st.runtime.store, st.config, sinks, record_id, caller(), type_=data.get("type"),
                             sentiment=data.get("sentiment"), route=data.get("route"), reroute=data["reroute"],
                             note=data.get("note"), now=st.clock())
     if result is None:

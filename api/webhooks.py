@@ -8,7 +8,7 @@ The pusher signs each delivery with the secret in ``[api.webhooks.NAME]``::
 The signature is the authentication (networks cannot send our bearer tokens). A timestamp more than
 ``tolerance_seconds`` (five minutes) away from now is refused, so a captured delivery cannot be
 replayed later. The body is one mention or a list of them (the ``Mention`` schema); they go through
-``Pipeline.ingest``, the same capture -> learn -> route -> store path as a polled page, so a delivery
+the pipeline's ingest, the same capture -> learn -> route -> store path as a polled page, so a delivery
 sent twice makes one record.
 """
 from __future__ import annotations
@@ -22,15 +22,13 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
 
-from socialcrm.core.sdk.model import Page, mention_from_json
-from socialcrm.core.engine.pipeline import ListenStats
+from socialcrm.core.sdk.model import mention_from_json
+from socialcrm.core.services.runtime import OutboxFull
 
 from .auth import public
 from .errors import abort, field_errors, summary
 from .schemas import MentionSchema, WebhookHeadersSchema, WebhookResultSchema
-from .sources import WEBHOOK_CURSOR_PREFIX
 from .state import state
 
 log = logging.getLogger(__name__)
@@ -112,21 +110,10 @@ def receive(headers: dict[str, Any], name: str):
     body = request.get_data(cache=True)
     _verify(name, headers, body)
     mentions = _mentions(body)
-    if st.store.open_deliveries() >= st.config.max_pending:
-        abort(503, "the outbox is full (store.max_pending): send again later", {},
-              {"Retry-After": "60"})
-    stats = ListenStats()
-    with st.ingest_lock:
-        try:
-            st.pipeline.ingest(name, Page(mentions, None), stats, cursor_key=WEBHOOK_CURSOR_PREFIX + name)
-        except IntegrityError:
-            # Another process stored the same mentions between our check and our write: read again,
-            # and they count as duplicates.
-            stats = ListenStats()
-            st.pipeline.ingest(name, Page(mentions, None), stats, cursor_key=WEBHOOK_CURSOR_PREFIX + name)
-    log.info("webhook %s: %d mentions, %d new records, %d duplicates", name, len(mentions), stats.records,
-             stats.duplicates)
-    return {"received": len(mentions), "new_records": stats.records, "duplicates": stats.duplicates}
+    try:
+        return st.runtime.ingest_pushed(name, mentions)
+    except OutboxFull as exc:
+        abort(503, str(exc), {}, {"Retry-After": "60"})
 
 
 def register_schemas(spec) -> None:

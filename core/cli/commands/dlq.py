@@ -20,8 +20,9 @@ def _when(ts: float | None) -> str:
 
 
 def _store(ctx: Context, config_path: str):
-    from socialcrm.core.store import Store
-    return Store(ctx.config(config_path).store_url)
+    """The config's store, open for a ``with`` block."""
+    from socialcrm.core.services.runtime import opened_store
+    return opened_store(ctx.config(config_path))
 
 
 def register(main: click.Group) -> None:
@@ -39,11 +40,9 @@ def register(main: click.Group) -> None:
     @click.pass_obj
     def list_(ctx: Context, config_path: str, sink: str | None, limit: int, as_json: bool) -> None:
         """Dead letters, the most recent first, with each sink's reason."""
-        store = _store(ctx, config_path)
-        try:
-            rows = store.dead_letters(sink=sink, limit=limit)
-        finally:
-            store.close()
+        from socialcrm.core.services.deadletters import dead_letters
+        with _store(ctx, config_path) as store:
+            rows = dead_letters(store, sink=sink, limit=limit)
         if as_json:
             for row in rows:
                 click.echo(json.dumps(row, ensure_ascii=False))
@@ -67,11 +66,9 @@ def register(main: click.Group) -> None:
     @click.pass_obj
     def show(ctx: Context, config_path: str, outbox_id: int, as_json: bool) -> None:
         """One dead letter (by the id ``dlq list`` shows): the reason, the record, and its replay history."""
-        store = _store(ctx, config_path)
-        try:
-            row = store.dead_letter(outbox_id)
-        finally:
-            store.close()
+        from socialcrm.core.services.deadletters import outbox_row
+        with _store(ctx, config_path) as store:
+            row = outbox_row(store, outbox_id)
         if row is None:
             raise click.ClickException(f"no outbox row {outbox_id} (see `socialcrm dlq list`)")
         if as_json:
@@ -107,17 +104,13 @@ def register(main: click.Group) -> None:
         chosen = sum((bool(outbox_ids), sink is not None, all_))
         if chosen != 1:
             raise click.UsageError("say which dead letters to replay: IDs, --sink NAME or --all (one of them)")
-        store = _store(ctx, config_path)
-        try:
-            if outbox_ids:
-                dead = {row["id"] for row in store.dead_letters()}
-                missing = [i for i in outbox_ids if i not in dead]
-                if missing:
-                    raise click.ClickException(f"not dead letters: {', '.join(map(str, missing))} "
-                                               "(see `socialcrm dlq list`); nothing replayed")
-            replayed = store.replay_dead(actor, ids=list(outbox_ids) or None, sink=sink)
-        finally:
-            store.close()
+        from socialcrm.core.services.deadletters import NotDeadLetters, replay as replay_dead
+        with _store(ctx, config_path) as store:
+            try:
+                replayed = replay_dead(store, actor, ids=list(outbox_ids) or None, sink=sink)
+            except NotDeadLetters as exc:
+                raise click.ClickException(f"not dead letters: {', '.join(map(str, exc.missing))} "
+                                           "(see `socialcrm dlq list`); nothing replayed") from exc
         if not replayed:
             click.echo("no dead letters to replay" + (f" for sink {sink}" if sink else ""))
             return

@@ -29,17 +29,13 @@ def register(main: click.Group) -> None:
     def erase(ctx: Context, config_path: str, author: str, network: str, actor: str, yes: bool,
               as_json: bool) -> None:
         """Erase one author's mentions, records, deliveries and feedback from the store."""
-        from socialcrm.api.erasure import erase_author
-
-        from socialcrm.core.store import Store
+        from socialcrm.core.services.erasure import erase_author
+        from socialcrm.core.services.runtime import opened_store
         config = ctx.config(config_path)
         if not yes:
             click.confirm(f"Erase everything held about {author} on {network}? This cannot be undone", abort=True)
-        store = Store(config.store_url)
-        try:
-            counts = erase_author(store, network.strip().lower(), author, actor, config.privacy.hash_salt)
-        finally:
-            store.close()
+        with opened_store(config) as store:
+            counts = erase_author(store, config, network.strip().lower(), author, actor)
         if as_json:
             click.echo(json.dumps(counts))
             return

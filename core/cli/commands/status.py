@@ -27,14 +27,11 @@ def register(main: click.Group) -> None:
     def status(ctx: Context, config_path: str, as_json: bool) -> None:
         """Delivery per sink (pending, in flight, retry, delivered, dead, the oldest pending age, the circuit,
         today's calls) and whether a full outbox has paused listening."""
-        from socialcrm.core.engine.delivery import delivery_report
-        from socialcrm.core.store import Store
+        from socialcrm.core.services.runtime import opened_store
+        from socialcrm.core.services.status import delivery_report
         config = ctx.config(config_path)
-        store = Store(config.store_url)
-        try:
-            report = delivery_report(store, config.sinks, config.max_pending)
-        finally:
-            store.close()
+        with opened_store(config) as store:
+            report = delivery_report(store, config)
         if as_json:
             click.echo(json.dumps(report))
             return
