@@ -9,11 +9,13 @@ The SDK's code lives in ``socialcrm.core.sdk``, the lowest layer; nothing here i
 engine, the services, the CLI or the API (``tests/test_layers.py`` proves it).
 """
 from .core.sdk.brand import Brand
+from .core.sdk.commandline import config_option
 from .core.sdk.connector import PluginContext, Sink, Source
 from .core.sdk.errors import AuthError, ConfigError, FatalError, PluginError, RetriableError
 from .core.sdk.hookspecs import hookimpl
 from .core.sdk.htmltext import html_to_text
 from .core.sdk.http import HttpClient, RateLimitHeaders, parse_retry_after, safe_url
+from .core.sdk.schema import StrictSchema
 from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
                              Record, describe_validation_error, isoformat, mention_from_json, utc)
 from .core.sdk.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
@@ -23,7 +25,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthError", "Author", "Brand", "ConfigError", "Delivery", "DeliveryStatus", "Engagement", "FatalError",
     "HttpClient", "Mention", "PRIORITIES", "Page", "PluginContext", "PluginError", "RECORD_TYPES",
-    "RateLimitHeaders", "Record", "RetriableError", "Sink", "Source", "brand_terms", "describe_validation_error",
+    "RateLimitHeaders", "Record", "RetriableError", "Sink", "Source", "StrictSchema", "brand_terms", "config_option",
+    "describe_validation_error",
     "hookimpl", "html_to_text", "isoformat", "mention_from_json", "parse_retry_after", "parse_time", "quick",
     "require_env_secret", "safe_url", "stamp", "unreachable", "utc",
 ]
