@@ -65,23 +65,27 @@ def _dataclass_default(cls: type, name: str) -> Any:
 
 
 @dataclass
-class SourceConfig:
-    """One ``[sources.NAME]`` block, validated."""
+class PluginBlock:
+    """What every ``[sources.NAME]`` and ``[sinks.NAME]`` block holds: its ``instance`` name (``NAME``), the
+    ``plugin`` it configures, and the plugin's own ``options``, loaded by the plugin's schema."""
 
     instance: str
     plugin: str
     options: dict[str, Any]
+
+
+@dataclass
+class SourceConfig(PluginBlock):
+    """One ``[sources.NAME]`` block, validated."""
+
     poll_interval: float = 300.0
     enabled: bool = True
 
 
 @dataclass
-class SinkConfig:
+class SinkConfig(PluginBlock):
     """One ``[sinks.NAME]`` block, validated; the retry policy is per sink."""
 
-    instance: str
-    plugin: str
-    options: dict[str, Any]
     max_batch: int = 100
     max_attempts: int = 10
     backoff_initial: float = 2.0
