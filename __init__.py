@@ -9,6 +9,7 @@ The SDK's code lives in ``socialcrm.core.sdk``, the lowest layer; nothing here i
 engine, the services, the CLI or the API (``tests/test_layers.py`` proves it).
 """
 from .core.sdk.brand import Brand
+from .core.sdk.commandline import config_option
 from .core.sdk.connector import PluginContext, Sink, Source
 from .core.sdk.errors import (AuthError, ConfigError, FatalError, HttpFailure, PluginError, RetriableError,
                               TransportError)
@@ -16,6 +17,7 @@ from .core.sdk.hookspecs import hookimpl
 from .core.sdk.htmltext import html_to_text
 from .core.sdk.http import (HttpClient, RateLimitHeaders, ResponseAction, default_action, parse_retry_after,
                             safe_url)
+from .core.sdk.schema import StrictSchema
 from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
                              Record, describe_validation_error, isoformat, mention_from_json, utc)
 from .core.sdk.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
@@ -29,4 +31,5 @@ __all__ = [
     "brand_terms", "default_action", "describe_validation_error", "hookimpl", "html_to_text", "isoformat",
     "mention_from_json", "parse_retry_after", "parse_time", "quick", "require_env_secret", "safe_url", "stamp",
     "unreachable", "utc",
+    "StrictSchema", "config_option",
 ]

@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
 
 from socialcrm.core.sdk.model import MentionSchema as CoreMentionSchema
 from socialcrm.core.sdk.model import RECORD_TYPES, SENTIMENTS, PRIORITIES
+from socialcrm.core.sdk.schema import StrictSchema
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
@@ -21,12 +22,7 @@ _NETWORK = validate.Regexp(r"^[a-z0-9_-]{1,40}$", error="a network name: lower-c
 _HANDLE = validate.Regexp(r"^@?[^\s@][^\s]{0,253}$", error="a handle, e.g. @someone (no spaces)")
 
 
-class Strict(Schema):
-    """Input schemas reject unknown fields: a typo is an error, not silently ignored."""
-
-    class Meta:
-        unknown = RAISE
-
+Strict = StrictSchema  # input schemas reject unknown fields: a typo is an error, not silently ignored
 
 class Timestamp(fields.DateTime):
     """Unix seconds (as the store keeps them) shown as an ISO 8601 UTC date-time."""

@@ -210,7 +210,8 @@ class _ConnectorContract:
             assert _TYPO in _error_fields(exc), f"the error does not name the unknown key {_TYPO!r}: {exc.messages}"
             return
         pytest.fail(f"{self.plugin.__name__}.ConfigSchema accepted the unknown key {_TYPO!r}: a typo in a "
-                    "config file must be an error; set `class Meta: unknown = RAISE`", pytrace=False)
+                    "config file must be an error; subclass socialcrm.StrictSchema (or set `class Meta: "
+                    "unknown = RAISE`)", pytrace=False)
 
     def test_config_names_each_missing_required_field(self):
         schema = self.plugin.ConfigSchema()

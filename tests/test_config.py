@@ -132,3 +132,54 @@ def test_cli_refuses_to_start_on_invalid_config(write_config):
     result = CliRunner().invoke(main, ["run", "--once", "--config", str(path)])
     assert result.exit_code == 2
     assert "socialcrm.toml [sinks.desk] path: Missing data for required field." in result.output
+
+
+def test_a_block_left_out_takes_the_defaults_its_dataclass_declares(write_config, plugins, monkeypatch):
+    from socialcrm.core.engine.config import API_TOKENS_ENV, ApiConfig, LearningConfig, SinkConfig, SourceConfig
+
+    monkeypatch.delenv(API_TOKENS_ENV, raising=False)
+    config = load_config(write_config("""
+    [brand]
+    name = "B"
+    [sources.file]
+    plugin = "jsonl"
+    path = "m.jsonl"
+    [sinks.desk]
+    plugin = "jsonl"
+    path = "x.jsonl"
+    max_batch = 7
+    """), plugins)
+    assert config.learning == LearningConfig()
+    assert config.api == ApiConfig()
+    assert config.brand.handles == [] and config.brand.competitors == []
+    assert config.sources == [SourceConfig(instance="file", plugin="jsonl", options=config.sources[0].options)]
+    assert config.sinks == [SinkConfig(instance="desk", plugin="jsonl", options=config.sinks[0].options,
+                                       max_batch=7)]
+
+
+def test_settings_are_loaded_into_their_dataclasses(write_config, plugins):
+    config = load_config(write_config("""
+    [brand]
+    name = "B"
+    [learning]
+    languages = ["en", "es"]
+    high_influence = 50
+    [[api.tokens]]
+    name = "ops"
+    token = "0123456789abcdef0123"
+    scopes = ["read", "admin"]
+    [sinks.desk]
+    plugin = "jsonl"
+    path = "x.jsonl"
+    max_batch = 100000
+    breaker_threshold = 2
+    [[routes]]
+    name = "all"
+    sinks = ["desk"]
+    continue = true
+    """), plugins)
+    assert config.learning.languages == ("en", "es") and config.learning.high_influence == 50
+    assert config.api.tokens[0].scopes == frozenset({"read", "admin"})
+    assert config.sinks[0].max_batch == 500  # never more than the plugin's own limit
+    assert config.sinks[0].breaker_threshold == 2
+    assert (config.routes[0].name, config.routes[0].continue_, config.routes[0].team) == ("all", True, None)

@@ -2,6 +2,7 @@
 import sys
 import types
 
+import click
 import pytest
 
 from socialcrm import Source, hookimpl
@@ -121,3 +122,83 @@ def test_learn_records_hook_sees_records_before_routing(config, plugins, tmp_pat
     assert all(r.route == ["sales"] for r in records.values())  # routing saw the plugin's change
     assert "test plugin: everything is a lead" in records["x:1"].reasons
     pipeline.close()
+
+
+COMMAND_PLUGIN = '''
+import click
+
+from socialcrm import config_option, hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("count-sources")
+    @config_option
+    @click.pass_obj
+    def count_sources(ctx, config_path):
+        """How many sources the config sets up."""
+        click.echo(f"{len(ctx.config(config_path).sources)} sources")
+'''
+
+
+def _command_plugin(name: str = "acme_commands") -> types.ModuleType:
+    module = types.ModuleType(name)
+    exec(compile(COMMAND_PLUGIN, f"{name}.py", "exec"), module.__dict__)  # noqa: S102 - the plugin under test
+    return module
+
+
+def test_a_plugin_adds_a_command_that_reads_the_config(plugins, config):
+    from click.testing import CliRunner
+
+    from socialcrm.core.cli.context import Context
+    from socialcrm.core.cli.main import main
+
+    plugins.register(_command_plugin(), name="acme_commands")
+    runner = CliRunner()
+    listed = runner.invoke(main, ["--help"], obj=Context(plugins))
+    assert listed.exit_code == 0 and "count-sources" in listed.output and "How many sources" in listed.output
+    result = runner.invoke(main, ["count-sources", "--config", str(config.path)], obj=Context(plugins))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{len(config.sources)} sources\n"
+    # Registered on the plugin manager, not on the group: a CLI without the plugin has no such command.
+    assert "count-sources" not in runner.invoke(main, ["--help"]).output
+
+
+def test_built_in_commands_come_through_the_hook():
+    pm = PluginManager().load_entry_points()
+    names = {name for name, _ in pm.pm.list_name_plugin()}
+    assert {"commands.dlq", "commands.status", "commands.serve"} <= names
+    cli = click.Group("socialcrm")
+    pm.register_commands(cli)
+    assert {"dlq", "status", "serve", "erase", "sources", "sinks", "plugin", "classify", "train"} <= set(cli.commands)
+
+
+def test_two_plugins_adding_one_command_name_is_an_error(plugins):
+    from click.testing import CliRunner
+
+    from socialcrm.core.cli.context import Context
+    from socialcrm.core.cli.main import main
+
+    plugins.register(_command_plugin("one"), name="one")
+    plugins.register(_command_plugin("two"), name="two")
+    result = CliRunner().invoke(main, ["count-sources"], obj=Context(plugins))
+    assert result.exit_code == 2
+    assert "command 'count-sources' is registered by both 'one' and 'two'" in result.output
+
+
+def test_a_plugin_command_may_not_replace_a_built_in_one(plugins):
+    from click.testing import CliRunner
+
+    from socialcrm.core.cli.context import Context
+    from socialcrm.core.cli.main import main
+
+    @hookimpl
+    def register_commands(cli):
+        @cli.command("status")
+        def status():
+            """Not the real status."""
+
+    plugins.register(_module("impostor", register_commands=register_commands), name="impostor")
+    result = CliRunner().invoke(main, ["status"], obj=Context(plugins))
+    assert result.exit_code == 2
+    assert "command 'status' is registered by both 'commands.status' and 'impostor'" in result.output

@@ -10,45 +10,23 @@ from pathlib import Path
 
 import click
 
-from socialcrm.core.sdk import redact
-from socialcrm.core.engine.config import Config, load_config
+from socialcrm.core.cli.context import ConfigProblem, Context, config_option
 from socialcrm.core.sdk.errors import ConfigError, PluginError
-from socialcrm.core.engine.plugins import PluginManager, default_manager
 
 log = logging.getLogger("socialcrm")
-CONFIG_HELP = "The TOML config file (default: $SOCIALCRM_CONFIG, else ./socialcrm.toml)."
-
-
-def _config_option(func):
-    return click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="SOCIALCRM_CONFIG",
-                        default="socialcrm.toml", show_default=True, help=CONFIG_HELP)(func)
-
-
-class Context:
-    """What every command shares: the plugin manager, loaded once."""
-
-    def __init__(self) -> None:
-        self._plugins: PluginManager | None = None
-
-    @property
-    def plugins(self) -> PluginManager:
-        if self._plugins is None:
-            self._plugins = default_manager()
-        return self._plugins
-
-    def config(self, path: str) -> Config:
-        config = load_config(path, self.plugins)
-        redact.install(config.secrets)
-        return config
-
-
-class ConfigProblem(click.ClickException):
-    """A configuration or plugin problem: printed as it is, exit status 2."""
-
-    exit_code = 2
 
 
 class _Group(click.Group):
+    """The ``socialcrm`` group: its own commands, then those plugins register through the
+    ``register_commands`` hook (the built-in command modules are such plugins); a configuration or
+    plugin problem ends the command with its message and exit status 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *ctx.ensure_object(Context).commands(self)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or ctx.ensure_object(Context).commands(self).get(cmd_name)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -65,7 +43,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     """socialcrm: listen to social media, learn what each mention is, deliver it to the system that owns it."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = Context()
+    ctx.ensure_object(Context)  # tests hand in their own, with the plugins they registered
 
 
 def _pipeline(ctx: Context, path: str):
@@ -74,7 +52,7 @@ def _pipeline(ctx: Context, path: str):
 
 
 @main.command()
-@_config_option
+@config_option
 @click.option("--once", is_flag=True, help="Listen until every source has nothing new, deliver, and exit.")
 @click.pass_obj
 def run(ctx: Context, config_path: str, once: bool) -> None:
@@ -132,7 +110,7 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 
 
 @main.command()
-@_config_option
+@config_option
 @click.option("--type", "type_", help="Only records of this type (case, query, rant, rave, lead, rfe, ...).")
 @click.option("--since", type=click.DateTime(), help="Only records said at or after this time (UTC).")
 @click.option("--limit", type=int, default=50, show_default=True)
@@ -163,7 +141,7 @@ def records(ctx: Context, config_path: str, type_: str | None, since: datetime |
 
 
 @main.command("check")
-@_config_option
+@config_option
 @click.pass_obj
 def check_config(ctx: Context, config_path: str) -> None:
     """Validate the config file and say what it sets up."""
@@ -175,11 +153,3 @@ def check_config(ctx: Context, config_path: str) -> None:
 
 
 __all__ = ["main"]
-
-
-def _register_command_modules() -> None:
-    from socialcrm.core.cli.commands import register_all
-    register_all(main)
-
-
-_register_command_modules()

@@ -6,21 +6,23 @@ refuses to start on an invalid config rather than guessing.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 from sqlalchemy.engine import make_url
 
 from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.connector import PluginContext
 from socialcrm.core.sdk.errors import ConfigError
 from socialcrm.core.sdk.model import MODES, PRIORITIES, RECORD_TYPES, SENTIMENTS, flatten_messages
+from socialcrm.core.sdk.schema import StrictSchema
 from socialcrm.core.engine.plugins import PluginManager
 
 log = logging.getLogger(__name__)
@@ -28,182 +30,64 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 TERM_KINDS = (*RECORD_TYPES, "fraud")
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
+class _Block(StrictSchema):
+    """A config block declared once: the schema says how each key is validated, the dataclass
+    ``declares`` names what is kept and its default. A key the file leaves out gets the dataclass's
+    default (a field may still set ``load_default`` itself, for a key the dataclass has no default for),
+    and with ``builds = True`` loading returns the dataclass, built by keyword."""
+
+    declares: ClassVar[type]
+    builds: ClassVar[bool] = True
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        super().on_bind_field(field_name, field_obj)
+        default = _dataclass_default(self.declares, field_obj.attribute or field_name)
+        if default is not missing and field_obj.load_default is missing and not field_obj.required:
+            field_obj.load_default = default
+
+    def _finish(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The loaded keys as the dataclass takes them (a block whose types differ overrides this)."""
+        return data
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Any:
+        data = self._finish(data)
+        return self.declares(**data) if self.builds else data
 
 
-class BrandSchema(_Strict):
-    """``[brand]``: who socialcrm listens for."""
-
-    name = fields.String(required=True, validate=validate.Length(min=1))
-    handles = fields.List(fields.String(), load_default=list)
-    keywords = fields.List(fields.String(), load_default=list)
-    competitors = fields.List(fields.String(), load_default=list)
-
-
-class StoreSchema(_Strict):
-    """``[store]``: where mentions, records and the outbox live."""
-
-    url = fields.String(load_default="sqlite:///socialcrm.db")
-    max_pending = fields.Integer(load_default=100_000, validate=validate.Range(min=1))
-
-    @validates_schema
-    def _url_parses(self, data, **_):
-        try:
-            make_url(data["url"])
-        except Exception as exc:
-            raise ValidationError(f"not a database URL ({exc})", field_name="url") from None
-
-
-class SourceHostSchema(_Strict):
-    """The keys socialcrm itself reads in every ``[sources.NAME]`` block."""
-
-    plugin = fields.String()
-    enabled = fields.Boolean(load_default=True)
-    poll_interval = fields.Float(load_default=300.0, validate=validate.Range(min=1))
-
-
-class SinkHostSchema(_Strict):
-    """The keys socialcrm itself reads in every ``[sinks.NAME]`` block."""
-
-    plugin = fields.String()
-    enabled = fields.Boolean(load_default=True)
-    max_batch = fields.Integer(validate=validate.Range(min=1))
-    max_attempts = fields.Integer(load_default=10, validate=validate.Range(min=1))
-    backoff_initial = fields.Float(load_default=2.0, validate=validate.Range(min=0))
-    backoff_max = fields.Float(load_default=900.0, validate=validate.Range(min=0))
-    lease_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1))
-    breaker_threshold = fields.Integer(load_default=5, validate=validate.Range(min=1))
-    breaker_cooldown = fields.Float(load_default=60.0, validate=validate.Range(min=0))
-    daily_call_budget = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    reserve_for_p1 = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=1))
-
-
-def _one_or_many(choices: tuple[str, ...] | None = None) -> fields.Field:
-    inner = fields.String(validate=validate.OneOf(choices)) if choices else fields.String()
-    return fields.List(inner)
-
-
-class RouteWhenSchema(_Strict):
-    """``when = {...}`` in a route: every condition given must hold (an empty table matches all)."""
-
-    type = _one_or_many(RECORD_TYPES)
-    sentiment = _one_or_many(SENTIMENTS)
-    priority = _one_or_many(PRIORITIES)
-    mode = _one_or_many(MODES)
-    network = _one_or_many()
-    source = _one_or_many()
-    lang = _one_or_many()
-    fraud = fields.Boolean()
-    min_influence = fields.Integer(validate=validate.Range(min=0, max=100))
-
-
-class RouteSchema(_Strict):
-    """``[[routes]]``: read top to bottom; the first rule that matches decides (unless ``continue``)."""
-
-    name = fields.String(required=True)
-    when = fields.Nested(RouteWhenSchema, load_default=dict)
-    sinks = fields.List(fields.String(), load_default=list)
-    team = fields.String(load_default=None, allow_none=True)
-    continue_ = fields.Boolean(data_key="continue", load_default=False)
-
-
-class LearningSchema(_Strict):
-    """``[learning]``: content-library terms per type and the priority knobs."""
-
-    default_terms = fields.Boolean(load_default=True)
-    terms = fields.Dict(keys=fields.String(validate=validate.OneOf(TERM_KINDS)), load_default=dict)
-    high_influence = fields.Integer(load_default=70, validate=validate.Range(min=0, max=100))
-    model = fields.String(load_default=None, allow_none=True)
-    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), load_default=None,
-                            allow_none=True)
-
-
-API_SCOPES = ("read", "write", "admin")
-_AUTHOR_REF = re.compile(r"^[a-z0-9_-]+:@?[^\s:@][^\s]*$")
-
-
-class ApiTokenSchema(_Strict):
-    """One ``[[api.tokens]]`` entry: who calls (the name audit entries show), the bearer token, its scopes."""
-
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    token = fields.String(required=True, validate=validate.Length(
-        min=16, error="too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)"))
-    scopes = fields.List(fields.String(validate=validate.OneOf(API_SCOPES)), required=True,
-                         validate=validate.Length(min=1))
-
-
-class ApiWebhookSchema(_Strict):
-    """``[api.webhooks.NAME]``: the shared secret a pusher signs its bodies with, and the replay window."""
-
-    secret = fields.String(required=True, validate=validate.Length(min=16, error="too short: use at least 16 "
-                                                                                "random characters"))
-    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
-
-
-class PrivacySchema(_Strict):
-    """``[privacy]``: the do-not-engage list and the salt that keys it (and erasure audit entries)."""
-
-    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
-        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")), load_default=list)
-    hash_salt = fields.String(load_default="socialcrm", validate=validate.Length(min=1))
-
-
-#: Keys that moved from ``[api]`` to ``[privacy]``; ``[api]`` still accepts them, with a deprecation message.
-MOVED_TO_PRIVACY = ("do_not_engage", "hash_salt")
-
-
-class ApiSchema(_Strict):
-    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits."""
-
-    tokens = fields.List(fields.Nested(ApiTokenSchema), load_default=list)
-    webhooks = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$")),
-                           values=fields.Nested(ApiWebhookSchema), load_default=dict)
-    max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
-    public_docs = fields.Boolean(load_default=True)
-    host = fields.String(load_default="127.0.0.1")
-    port = fields.Integer(load_default=8080, validate=validate.Range(min=0, max=65535))
-
-    @validates_schema
-    def _names_unique(self, data, **_):
-        names = [t["name"] for t in data.get("tokens", [])]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValidationError(f"token names must be unique (twice: {', '.join(twice)})", field_name="tokens")
-
-
-class ConfigFileSchema(_Strict):
-    """The whole file; plugin blocks are validated afterwards by each plugin's own schema."""
-
-    brand = fields.Dict(required=True)
-    store = fields.Dict(load_default=dict)
-    sources = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
-    sinks = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
-    routes = fields.List(fields.Dict(), load_default=list)
-    learning = fields.Dict(load_default=dict)
-    api = fields.Dict(load_default=dict)
-    privacy = fields.Dict(load_default=dict)
+def _dataclass_default(cls: type, name: str) -> Any:
+    """The default ``cls`` declares for its field ``name`` (a factory is handed on, to be called per
+    load), or ``missing`` when it declares none."""
+    for declared in dataclasses.fields(cls):
+        if declared.name == name:
+            if declared.default_factory is not dataclasses.MISSING:
+                return declared.default_factory
+            return missing if declared.default is dataclasses.MISSING else declared.default
+    return missing
 
 
 @dataclass
-class SourceConfig:
-    """One ``[sources.NAME]`` block, validated."""
+class PluginBlock:
+    """What every ``[sources.NAME]`` and ``[sinks.NAME]`` block holds: its ``instance`` name (``NAME``), the
+    ``plugin`` it configures, and the plugin's own ``options``, loaded by the plugin's schema."""
 
     instance: str
     plugin: str
     options: dict[str, Any]
+
+
+@dataclass
+class SourceConfig(PluginBlock):
+    """One ``[sources.NAME]`` block, validated."""
+
     poll_interval: float = 300.0
     enabled: bool = True
 
 
 @dataclass
-class SinkConfig:
+class SinkConfig(PluginBlock):
     """One ``[sinks.NAME]`` block, validated; the retry policy is per sink."""
 
-    instance: str
-    plugin: str
-    options: dict[str, Any]
     max_batch: int = 100
     max_attempts: int = 10
     backoff_initial: float = 2.0
@@ -269,6 +153,176 @@ class PrivacyConfig:
 
     do_not_engage: list[str] = field(default_factory=list)  # "network:handle"
     hash_salt: str = "socialcrm"
+
+
+class BrandSchema(_Block):
+    """``[brand]``: who socialcrm listens for."""
+
+    declares = Brand
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    handles = fields.List(fields.String())
+    keywords = fields.List(fields.String())
+    competitors = fields.List(fields.String())
+
+
+class StoreSchema(StrictSchema):
+    """``[store]``: where mentions, records and the outbox live."""
+
+    url = fields.String(load_default="sqlite:///socialcrm.db")
+    max_pending = fields.Integer(load_default=100_000, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _url_parses(self, data, **_):
+        try:
+            make_url(data["url"])
+        except Exception as exc:
+            raise ValidationError(f"not a database URL ({exc})", field_name="url") from None
+
+
+class SourceHostSchema(_Block):
+    """The keys socialcrm itself reads in every ``[sources.NAME]`` block (the rest are the plugin's)."""
+
+    declares, builds = SourceConfig, False  # the block's name and the plugin's options complete it
+    plugin = fields.String()
+    enabled = fields.Boolean()
+    poll_interval = fields.Float(validate=validate.Range(min=1))
+
+
+class SinkHostSchema(_Block):
+    """The keys socialcrm itself reads in every ``[sinks.NAME]`` block (the rest are the plugin's)."""
+
+    declares, builds = SinkConfig, False  # the block's name and the plugin's options complete it
+    plugin = fields.String()
+    enabled = fields.Boolean()
+    #: Left out: the plugin's own ``max_batch`` (also the most a block may ask for).
+    max_batch = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    max_attempts = fields.Integer(validate=validate.Range(min=1))
+    backoff_initial = fields.Float(validate=validate.Range(min=0))
+    backoff_max = fields.Float(validate=validate.Range(min=0))
+    lease_seconds = fields.Float(validate=validate.Range(min=1))
+    breaker_threshold = fields.Integer(validate=validate.Range(min=1))
+    breaker_cooldown = fields.Float(validate=validate.Range(min=0))
+    daily_call_budget = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    reserve_for_p1 = fields.Float(validate=validate.Range(min=0, max=1))
+
+
+def _one_or_many(choices: tuple[str, ...] | None = None) -> fields.Field:
+    inner = fields.String(validate=validate.OneOf(choices)) if choices else fields.String()
+    return fields.List(inner)
+
+
+class RouteWhenSchema(StrictSchema):
+    """``when = {...}`` in a route: every condition given must hold (an empty table matches all)."""
+
+    type = _one_or_many(RECORD_TYPES)
+    sentiment = _one_or_many(SENTIMENTS)
+    priority = _one_or_many(PRIORITIES)
+    mode = _one_or_many(MODES)
+    network = _one_or_many()
+    source = _one_or_many()
+    lang = _one_or_many()
+    fraud = fields.Boolean()
+    min_influence = fields.Integer(validate=validate.Range(min=0, max=100))
+
+
+class RouteSchema(_Block):
+    """``[[routes]]``: read top to bottom; the first rule that matches decides (unless ``continue``)."""
+
+    declares = Route
+    name = fields.String(required=True)
+    when = fields.Nested(RouteWhenSchema, load_default=dict)
+    sinks = fields.List(fields.String(), load_default=list)
+    team = fields.String(allow_none=True)
+    continue_ = fields.Boolean(data_key="continue")
+
+
+class LearningSchema(_Block):
+    """``[learning]``: content-library terms per type and the priority knobs."""
+
+    declares = LearningConfig
+    default_terms = fields.Boolean()
+    #: Checked here by kind; each kind's terms are read per language by ``_normalise_terms``.
+    terms = fields.Dict(keys=fields.String(validate=validate.OneOf(TERM_KINDS)))
+    high_influence = fields.Integer(validate=validate.Range(min=0, max=100))
+    model = fields.String(allow_none=True)
+    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), allow_none=True)
+
+    def _finish(self, data: dict[str, Any]) -> dict[str, Any]:
+        data["languages"] = tuple(data["languages"]) if data["languages"] else None
+        return data
+
+
+API_SCOPES = ("read", "write", "admin")
+_AUTHOR_REF = re.compile(r"^[a-z0-9_-]+:@?[^\s:@][^\s]*$")
+
+
+class ApiTokenSchema(_Block):
+    """One ``[[api.tokens]]`` entry: who calls (the name audit entries show), the bearer token, its scopes."""
+
+    declares = ApiToken
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    token = fields.String(required=True, validate=validate.Length(
+        min=16, error="too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)"))
+    scopes = fields.List(fields.String(validate=validate.OneOf(API_SCOPES)), required=True,
+                         validate=validate.Length(min=1))
+
+    def _finish(self, data: dict[str, Any]) -> dict[str, Any]:
+        data["scopes"] = frozenset(data["scopes"])
+        return data
+
+
+class ApiWebhookSchema(StrictSchema):
+    """``[api.webhooks.NAME]``: the shared secret a pusher signs its bodies with, and the replay window."""
+
+    secret = fields.String(required=True, validate=validate.Length(min=16, error="too short: use at least 16 "
+                                                                                "random characters"))
+    tolerance_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
+
+
+class PrivacySchema(_Block):
+    """``[privacy]``: the do-not-engage list and the salt that keys it (and erasure audit entries)."""
+
+    declares = PrivacyConfig
+    do_not_engage = fields.List(fields.String(validate=validate.Regexp(
+        _AUTHOR_REF, error="give NETWORK:HANDLE, e.g. \"x:@someone\"")))
+    hash_salt = fields.String(validate=validate.Length(min=1))
+
+
+#: Keys that moved from ``[api]`` to ``[privacy]``; ``[api]`` still accepts them, with a deprecation message.
+MOVED_TO_PRIVACY = ("do_not_engage", "hash_salt")
+
+
+class ApiSchema(_Block):
+    """``[api]``: bearer tokens with scopes, inbound webhook secrets, request limits."""
+
+    declares = ApiConfig
+    tokens = fields.List(fields.Nested(ApiTokenSchema))
+    webhooks = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$")),
+                           values=fields.Nested(ApiWebhookSchema))
+    max_body_bytes = fields.Integer(validate=validate.Range(min=1024))
+    public_docs = fields.Boolean()
+    host = fields.String()
+    port = fields.Integer(validate=validate.Range(min=0, max=65535))
+
+    @validates_schema
+    def _names_unique(self, data, **_):
+        names = [t.name for t in data.get("tokens", [])]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValidationError(f"token names must be unique (twice: {', '.join(twice)})", field_name="tokens")
+
+
+class ConfigFileSchema(StrictSchema):
+    """The whole file; plugin blocks are validated afterwards by each plugin's own schema."""
+
+    brand = fields.Dict(required=True)
+    store = fields.Dict(load_default=dict)
+    sources = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    sinks = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    routes = fields.List(fields.Dict(), load_default=list)
+    learning = fields.Dict(load_default=dict)
+    api = fields.Dict(load_default=dict)
+    privacy = fields.Dict(load_default=dict)
 
 
 API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
@@ -400,23 +454,26 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
 
     secrets: set[str] = set()
 
-    def section(schema: Schema, block: str, data: dict[str, Any]) -> dict[str, Any]:
+    def section(schema: Schema, block: str, data: dict[str, Any]) -> Any:
+        """The block loaded by ``schema`` (its dataclass, or the dict of a schema that builds none); None,
+        with the problems noted, when it is invalid."""
         try:
             return schema.load(_expand_env(data, block, "", problems, secrets))
         except ValidationError as exc:
             problems.add_validation(block, exc)
-            return {}
+            return None
 
-    brand_data = section(BrandSchema(), "brand", top["brand"])
+    brand = section(BrandSchema(), "brand", top["brand"])
     store = section(StoreSchema(), "store", top["store"])
     learning = section(LearningSchema(), "learning", top["learning"])
     privacy_data, privacy_block, deprecations = _privacy_settings(top["api"], top["privacy"], problems)
     privacy = section(PrivacySchema(), privacy_block, privacy_data)
     api = section(ApiSchema(), "api", {k: v for k, v in top["api"].items() if k not in MOVED_TO_PRIVACY})
-    api_tokens = [ApiToken(t["name"], t["token"], frozenset(t["scopes"])) for t in api.get("tokens", [])]
-    api_tokens += _env_tokens(problems)
-    secrets.update(t.token for t in api_tokens)
-    secrets.update(w["secret"] for w in api.get("webhooks", {}).values())
+    env_tokens = _env_tokens(problems)
+    if api is not None:
+        api.tokens += env_tokens
+        secrets.update(t.token for t in api.tokens)
+        secrets.update(w["secret"] for w in api.webhooks.values())
     sources = _plugin_blocks("sources", top["sources"], SourceHostSchema(), plugins.sources(), problems, secrets)
     sinks = _plugin_blocks("sinks", top["sinks"], SinkHostSchema(), plugins.sinks(), problems, secrets)
 
@@ -427,43 +484,40 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     routes: list[Route] = []
     for number, data in enumerate(top["routes"], start=1):
         block = f"[routes] #{number}" if "name" not in data else f"routes.{data['name']}"
-        loaded = section(RouteSchema(), block, data)
+        route = section(RouteSchema(), block, data)
         named = data.get("sinks") if isinstance(data.get("sinks"), list) else []
         for sink in named:
             if isinstance(sink, str) and sink not in sink_names:
                 known = ", ".join(sorted(sink_names)) or "none defined"
                 problems.add(block, "sinks", f"no sink named {sink!r} (sinks: {known})")
-        if not loaded:
-            continue
-        routes.append(Route(loaded["name"], loaded["when"], loaded["sinks"], loaded["team"], loaded["continue_"]))
+        if route is not None:
+            routes.append(route)
 
     if problems.items:
         raise ConfigError(problems.items)
 
-    source_configs = [SourceConfig(name, host.get("plugin", name), options, host["poll_interval"], host["enabled"])
+    source_configs = [SourceConfig(instance=name, plugin=host.pop("plugin", name), options=options, **host)
                       for name, host, options in sources]
     sink_configs = []
     for name, host, options in sinks:
-        plugin_max = plugins.sinks()[host.get("plugin", name)].cls.max_batch
-        sink_configs.append(SinkConfig(
-            name, host.get("plugin", name), options, min(host.get("max_batch", plugin_max), plugin_max),
-            host["max_attempts"], host["backoff_initial"], host["backoff_max"], host["lease_seconds"],
-            host["enabled"], breaker_threshold=host["breaker_threshold"], breaker_cooldown=host["breaker_cooldown"],
-            daily_call_budget=host["daily_call_budget"], reserve_for_p1=host["reserve_for_p1"]))
+        plugin = host.pop("plugin", name)
+        plugin_max = plugins.sinks()[plugin].cls.max_batch
+        asked = host.pop("max_batch")
+        sink_configs.append(SinkConfig(instance=name, plugin=plugin, options=options,
+                                       max_batch=plugin_max if asked is None else min(asked, plugin_max), **host))
+    learning.terms = terms
     return Config(
         path=path.resolve(),
-        brand=Brand(**brand_data),
+        brand=brand,
         store_url=_resolve_sqlite_path(store["url"], path.resolve().parent),
         max_pending=store["max_pending"],
         sources=source_configs,
         sinks=sink_configs,
         routes=routes,
-        learning=LearningConfig(terms, learning["default_terms"], learning["high_influence"], learning["model"],
-                                tuple(learning["languages"]) if learning["languages"] else None),
+        learning=learning,
         secrets=frozenset(s for s in secrets if s),
-        api=ApiConfig(api_tokens, api["webhooks"], api["max_body_bytes"], api["public_docs"], api["host"],
-                      api["port"]),
-        privacy=PrivacyConfig(privacy["do_not_engage"], privacy["hash_salt"]),
+        api=api,
+        privacy=privacy,
         deprecations=deprecations,
     )
 

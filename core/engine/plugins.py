@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import pluggy
 
@@ -22,6 +22,9 @@ from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.sdk.errors import PluginError
 from socialcrm.core.sdk.model import Mention, Record
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,24 @@ class PluginManager:
         """Let plugins add to a batch of records before routing."""
         if self.pm.hook.learn_records.get_hookimpls():
             self.pm.hook.learn_records(records=records, mentions=mentions, brand=brand)
+
+    def register_commands(self, cli: "click.Group") -> None:
+        """Let every plugin add its commands to ``cli``, in the order plugins were registered.
+
+        A plugin adding a command name ``cli`` already has (its own or another plugin's) is an error
+        naming both, rather than one command silently replacing the other.
+        """
+        owners = {name: "socialcrm" for name in cli.commands}
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            before = dict(cli.commands)
+            impl.function(cli=cli) if "cli" in impl.argnames else impl.function()
+            for name, command in cli.commands.items():
+                if before.get(name) is command:
+                    continue
+                if name in before:
+                    raise PluginError(f"command {name!r} is registered by both {owners[name]!r} and "
+                                      f"{impl.plugin_name!r}")
+                owners[name] = impl.plugin_name
 
     def listing(self) -> Iterable[PluginInfo]:
         """Sources then sinks, each sorted by name."""

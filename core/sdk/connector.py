@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
-from marshmallow import RAISE, Schema
+from marshmallow import Schema
 
 from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.model import Delivery, Page, Record
+from socialcrm.core.sdk.schema import StrictSchema
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -17,11 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.sdk.http import HttpClient, ResponseAction
 
 
-class EmptySchema(Schema):
+class EmptySchema(StrictSchema):
     """The config schema of a plugin that takes no options: any key is a typo and an error."""
-
-    class Meta:
-        unknown = RAISE
 
 
 @dataclass

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
+
     from socialcrm.core.sdk.brand import Brand
     from socialcrm.core.sdk.connector import Sink, Source
     from socialcrm.core.sdk.model import Mention, Record
@@ -48,4 +50,26 @@ def learn_records(records: Sequence["Record"], mentions: Sequence["Mention"], br
     ``record.author.contact_id``, a custom classifier's type) is what the routing rules see.
     ``records[i]`` was learned from ``mentions[i]``. Change records in place and say why by
     appending a sentence to ``record.reasons``. Return nothing.
+    """
+
+
+@hookspec
+def register_commands(cli: "click.Group") -> None:
+    """Add commands to the ``socialcrm`` command line: decorate them with ``@cli.command()`` or
+    ``@cli.group()``, or call ``cli.add_command(...)``.
+
+    Called once per ``socialcrm`` invocation, when the command line looks up its commands (before any
+    config is read). ``cli`` is the ``socialcrm`` click group. A command that takes ``--config``
+    uses ``socialcrm.config_option``; with ``@click.pass_obj`` it receives the CLI context, whose
+    ``config(config_path)`` loads the validated config and whose ``plugins`` is the plugin manager.
+    Two plugins adding the same command name is an error naming both. For example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            @config_option
+            @click.pass_obj
+            def count_sources(ctx, config_path):
+                '''How many sources the config sets up.'''
+                click.echo(len(ctx.config(config_path).sources))
     """

@@ -79,10 +79,7 @@ api_token = "${__ENV___TOKEN}"'''
 
 # What sources and sinks written here share: the settings of a JSON API behind a bearer token, the
 # client that calls it, and the entry-point hook that adds the plugin to socialcrm.
-_API_SETTINGS = '''    class Meta:
-        unknown = RAISE  # a typo in the config file is an error, never a silently ignored key
-
-    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+_API_SETTINGS = '''    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
     api_token = fields.String(required=True, validate=validate.Length(min=1))'''
 
 _API_CLIENT = '''    def __init__(self, config: dict[str, Any], context):
@@ -116,12 +113,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from socialcrm import Author, Mention, Page, Source, hookimpl
+from socialcrm import Author, Mention, Page, Source, StrictSchema, hookimpl
 
 
-class __CLASS__Config(Schema):
+class __CLASS__Config(StrictSchema):  # StrictSchema: a typo in the config file is an error
     """``base_url`` of the API, ``api_token`` to call it with, ``page_size`` items per request."""
 
 __API_SETTINGS__
@@ -216,12 +213,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from socialcrm import Delivery, Record, RetriableError, Sink, hookimpl
+from socialcrm import Delivery, Record, RetriableError, Sink, StrictSchema, hookimpl
 
 
-class __CLASS__Config(Schema):
+class __CLASS__Config(StrictSchema):  # StrictSchema: a typo in the config file is an error
     """``base_url`` of the API and the ``api_token`` to call it with."""
 
 __API_SETTINGS__

@@ -8,16 +8,13 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import fields
 
-from socialcrm import Delivery, Record, Sink, hookimpl
+from socialcrm import Delivery, Record, Sink, hookimpl, StrictSchema
 
 
-class ConsoleSinkConfig(Schema):
+class ConsoleSinkConfig(StrictSchema):
     """``reasons``: also print why the record was typed and routed (default off)."""
-
-    class Meta:
-        unknown = RAISE
 
     reasons = fields.Boolean(load_default=False)
 

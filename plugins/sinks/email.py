@@ -28,9 +28,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Callable, Sequence
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from socialcrm import AuthError, Delivery, DeliveryStatus, Record, RetriableError, Sink, hookimpl
+from socialcrm import AuthError, Delivery, DeliveryStatus, Record, RetriableError, Sink, hookimpl, StrictSchema
 
 from . import _render as render
 
@@ -43,11 +43,8 @@ def message_id(key: str) -> str:
     return f"<{render.record_hash(key)}@socialcrm>"
 
 
-class EmailSinkConfig(Schema):
+class EmailSinkConfig(StrictSchema):
     """SMTP server, login, sender, recipients and whether to mail each record or a digest."""
-
-    class Meta:
-        unknown = RAISE
 
     host = fields.String(required=True, validate=validate.Length(min=1))
     port = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535))

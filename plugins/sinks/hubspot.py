@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import requests
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, ResponseAction, Sink
+from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, ResponseAction, Sink, StrictSchema
 
 from . import _render as render
 
@@ -36,11 +36,8 @@ RETRY_CATEGORIES = frozenset({"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR", "SE
 SCOPES = {"tickets": "tickets", "contacts": "crm.objects.contacts.read and crm.objects.contacts.write"}
 
 
-class HubSpotSinkConfig(Schema):
+class HubSpotSinkConfig(StrictSchema):
     """Private app token, the object type, the unique property holding the key, and how to write."""
-
-    class Meta:
-        unknown = RAISE
 
     # error_messages go through str.format(): "${{VAR}}" reads "${VAR}".
     token = fields.String(required=True, validate=validate.Length(min=1), error_messages={

@@ -22,11 +22,12 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 import requests
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 from requests.auth import HTTPBasicAuth
 
 from socialcrm import (
-    AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, ResponseAction, Sink)
+    AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, ResponseAction, Sink,
+    StrictSchema)
 
 from . import _render as render
 
@@ -42,11 +43,8 @@ def record_label(record_id: str) -> str:
     return LABEL_PREFIX + render.record_hash(record_id, 24)
 
 
-class JiraSinkConfig(Schema):
+class JiraSinkConfig(StrictSchema):
     """Site, credentials (an Atlassian account email and API token), project and issue type."""
-
-    class Meta:
-        unknown = RAISE
 
     base_url = fields.Url(required=True, schemes={"https", "http"})
     # error_messages go through str.format(): "${{VAR}}" reads "${VAR}".

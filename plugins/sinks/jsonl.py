@@ -11,16 +11,13 @@ import os
 import orjson
 from typing import Sequence
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from socialcrm import Delivery, Record, Sink, hookimpl
+from socialcrm import Delivery, Record, Sink, hookimpl, StrictSchema
 
 
-class JsonlSinkConfig(Schema):
+class JsonlSinkConfig(StrictSchema):
     """``path`` of the file (relative to the config file); ``fsync`` each batch to disk (default on)."""
-
-    class Meta:
-        unknown = RAISE
 
     path = fields.String(required=True, validate=validate.Length(min=1))
     fsync = fields.Boolean(load_default=True)

@@ -25,10 +25,11 @@ from urllib.parse import quote
 
 import jwt  # PyJWT, signing with cryptography's RSA
 import requests
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, ConfigError, Delivery, FatalError, hookimpl, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink)
+    AuthError, ConfigError, Delivery, FatalError, hookimpl, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink,
+    StrictSchema)
 
 from ._crm import check_source, social_identity, value_of
 
@@ -76,11 +77,8 @@ def _secret_hint(field_name: str) -> str:
     return f'set {field_name} = "${{{env}}}" in this block and export {env}'
 
 
-class SalesforceSinkConfig(Schema):
+class SalesforceSinkConfig(StrictSchema):
     """The ``[sinks.NAME]`` block of a Salesforce sink; see the README section "Salesforce"."""
-
-    class Meta:
-        unknown = RAISE
 
     auth = fields.String(load_default="client_credentials", validate=validate.OneOf(["client_credentials", "jwt"]))
     instance_url = fields.Url(load_default=None, allow_none=True, require_tld=False)

@@ -18,10 +18,11 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 import requests
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Delivery, FatalError, hookimpl, parse_retry_after, Record, ResponseAction, RetriableError, Sink)
+    AuthError, Delivery, FatalError, hookimpl, parse_retry_after, Record, ResponseAction, RetriableError, Sink,
+    StrictSchema)
 
 from . import _render as render
 
@@ -61,11 +62,8 @@ HINTS = {
 HEADER_MAX, SECTION_MAX, FIELD_MAX, CONTEXT_MAX, TEXT_MAX = 150, 3000, 2000, 10, 4000
 
 
-class SlackSinkConfig(Schema):
+class SlackSinkConfig(StrictSchema):
     """``webhook_url``, or ``token`` with ``channel``; ``api_url`` only for a Slack-compatible test server."""
-
-    class Meta:
-        unknown = RAISE
 
     webhook_url = fields.String(load_default=None, allow_none=True)
     token = fields.String(load_default=None, allow_none=True)

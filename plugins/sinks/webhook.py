@@ -36,9 +36,9 @@ import json
 from typing import Any, Sequence
 
 import requests
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
-from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, safe_url, Sink
+from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, safe_url, Sink, StrictSchema
 
 
 SIGNATURE_HEADER = "X-Socialcrm-Signature"
@@ -54,13 +54,10 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + digest.hexdigest()
 
 
-class WebhookSinkConfig(Schema):
+class WebhookSinkConfig(StrictSchema):
     """``url`` to POST to, ``secret`` to sign with, ``timeout`` in seconds, in-line ``attempts`` and
     ``max_wait``, ``batch`` mode, extra ``headers``, and ``id_field``, where the receiver's JSON answer
     gives the id it assigned."""
-
-    class Meta:
-        unknown = RAISE
 
     url = fields.String(required=True, validate=validate.URL(schemes={"http", "https"}, require_tld=False))
     secret = fields.String(required=True, validate=validate.Length(min=8), error_messages={

@@ -32,11 +32,11 @@ from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import requests
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
     AuthError, Delivery, FatalError, hookimpl, isoformat, PRIORITIES, RateLimitHeaders, Record, RECORD_TYPES,
-    RetriableError, Sink)
+    RetriableError, Sink, StrictSchema)
 
 from ._crm import check_source, description, display_name, social_identity, subject, value_of
 
@@ -54,11 +54,8 @@ DONE = ("completed", "failed", "killed")
 _TAG_CHARS = re.compile(r"[^a-z0-9_\-/]+")
 
 
-class ZendeskSinkConfig(Schema):
+class ZendeskSinkConfig(StrictSchema):
     """The ``[sinks.NAME]`` block of a Zendesk sink; see the README section "Zendesk"."""
-
-    class Meta:
-        unknown = RAISE
 
     subdomain = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]*$"))
     base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)

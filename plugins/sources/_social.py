@@ -9,9 +9,9 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
+from marshmallow import ValidationError, fields, validates_schema
 
-from socialcrm import Brand, Page
+from socialcrm import Brand, Page, StrictSchema
 
 
 class EnvSecret(fields.String):
@@ -28,11 +28,8 @@ class EnvSecret(fields.String):
         super().__init__(load_default=lambda: os.environ.get(env_var) or None, allow_none=True, **kwargs)
 
 
-class SourceSchema(Schema):
+class SourceSchema(StrictSchema):
     """Base config schema of a network source: unknown keys are typos, missing secrets are named."""
-
-    class Meta:
-        unknown = RAISE
 
     @validates_schema
     def _secrets_present(self, data: dict[str, Any], **_: Any) -> None:

@@ -17,16 +17,13 @@ import os
 import orjson
 from typing import Any, Iterator
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from socialcrm import describe_validation_error, hookimpl, mention_from_json, Page, Source
+from socialcrm import describe_validation_error, hookimpl, mention_from_json, Page, Source, StrictSchema
 
 
-class JsonlSourceConfig(Schema):
+class JsonlSourceConfig(StrictSchema):
     """``path`` of the file (relative to the config file); ``page_size`` lines per page."""
-
-    class Meta:
-        unknown = RAISE
 
     path = fields.String(required=True, validate=validate.Length(min=1))
     page_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=100_000))

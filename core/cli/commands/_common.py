@@ -9,7 +9,7 @@ from typing import Any, Callable, NoReturn
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.engine.config import Config
 
 Meanings = tuple[tuple[type[Exception], str], ...]
@@ -64,19 +64,19 @@ def checked(connector: Any, failure: Callable[[Exception], str]) -> str:
         connector.close()
 
 
-def add_test_group(main: click.Group, section: str,
+def add_test_group(cli: click.Group, section: str,
                    test: Callable[[Context, Config, Any], None]) -> click.Group:
     """Add the ``section`` group with its ``test NAME`` command, which finds the ``[section.NAME]`` block
     and hands it to ``test(ctx, config, block)``; return the group."""
     kind = section[:-1]
 
-    @main.group(section, help=f"Check the configured {section}.")
+    @cli.group(section, help=f"Check the configured {section}.")
     def group() -> None:
         pass
 
     @group.command("test", help=f"Make one harmless call with {kind} NAME's settings and say what works or what "
                                 "is wrong.")
-    @_config_option
+    @config_option
     @click.argument("name")
     @click.pass_obj
     def test_command(ctx: Context, config_path: str, name: str) -> None:

@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.cli.commands._common import default_actor
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 
 def _when(ts: float | None) -> str:
@@ -25,15 +26,16 @@ def _store(ctx: Context, config_path: str):
     return opened_store(ctx.config(config_path))
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add the ``dlq`` group to the ``socialcrm`` group."""
 
-    @main.group()
+    @cli.group()
     def dlq() -> None:
         """Dead letters: records a sink refused for good or gave up on; list, show and replay them."""
 
     @dlq.command("list")
-    @_config_option
+    @config_option
     @click.option("--sink", help="Only this sink's dead letters.")
     @click.option("--limit", type=int, default=100, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per dead letter.")
@@ -60,7 +62,7 @@ def register(main: click.Group) -> None:
         Console(width=max(Console().width, 140)).print(table)
 
     @dlq.command("show")
-    @_config_option
+    @config_option
     @click.argument("outbox_id", type=int)
     @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
     @click.pass_obj
@@ -89,7 +91,7 @@ def register(main: click.Group) -> None:
         click.echo("\n".join(lines))
 
     @dlq.command("replay")
-    @_config_option
+    @config_option
     @click.argument("outbox_ids", type=int, nargs=-1)
     @click.option("--sink", help="Replay every dead letter of this sink.")
     @click.option("--all", "all_", is_flag=True, help="Replay every dead letter.")

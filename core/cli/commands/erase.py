@@ -10,15 +10,17 @@ import json
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.cli.commands._common import default_actor
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add ``erase`` to the ``socialcrm`` group."""
 
-    @main.command()
-    @_config_option
+    @cli.command()
+    @config_option
     @click.option("--author", required=True, help="The author's handle (@ optional, any case).")
     @click.option("--network", required=True, help="The network the handle is on (x, reddit, mastodon, ...).")
     @click.option("--actor", default=default_actor, show_default="your login name",

@@ -21,6 +21,7 @@ from socialcrm.core.engine.evaluation import TASKS, evaluate as evaluate_rows, t
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.engine.routing import route
 from socialcrm.core.sdk.model import Mention, Record, describe_validation_error, mention_from_json
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 BATCH = 500
 
@@ -256,7 +257,8 @@ def feedback(ctx, record_id: str, config_path: str, type_: str | None, sentiment
     click.echo(f"{record_id}: {changes}" + (f" (so {recomputed})" if recomputed else ""))
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add the learning commands."""
     for command in (classify, evaluate, train, feedback):
-        main.add_command(command)
+        cli.add_command(command)

@@ -6,11 +6,13 @@ from pathlib import Path
 import click
 
 from socialcrm.core.services import scaffold
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 
-def register(main: click.Group) -> None:
-    """Add the ``plugin`` command group to ``main``."""
-    main.add_command(plugin)
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add the ``plugin`` command group to ``cli``."""
+    cli.add_command(plugin)
 
 
 @click.group()

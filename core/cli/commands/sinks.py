@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import click
 
-from socialcrm.core.cli.main import Context
+from socialcrm.core.cli.context import Context
 from socialcrm.core.engine.config import Config, SinkConfig
 from socialcrm.core.sdk.errors import AuthError, FatalError, RetriableError
 from socialcrm.core.sdk.redact import RedactSecrets
 from socialcrm.core.cli.commands._common import add_test_group, build, checked, explain, fail
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 # What each failure means, in the words a person acting on it needs.
 _MEANING = (
@@ -22,9 +23,10 @@ _MEANING = (
 )
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add the ``sinks`` group (``sinks test``) to the ``socialcrm`` group."""
-    add_test_group(main, "sinks", _test)
+    add_test_group(cli, "sinks", _test)
 
 
 def _test(ctx: Context, config: Config, sink_config: SinkConfig) -> None:

@@ -16,12 +16,13 @@ from typing import Any
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.engine.config import Config, SourceConfig
 from socialcrm.core.sdk.connector import Source
 from socialcrm.core.sdk.errors import AuthError, FatalError, RetriableError
 from socialcrm.core.sdk.model import Page, isoformat
 from socialcrm.core.cli.commands._common import add_test_group, build, checked, configured, explain
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,14 @@ class _Progress:
         self.progress.update(self.task, completed=100)
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add the ``sources`` group (``sources test``) and ``backfill`` to the ``socialcrm`` group."""
 
-    add_test_group(main, "sources", _test)
+    add_test_group(cli, "sources", _test)
 
-    @main.command("backfill")
-    @_config_option
+    @cli.command("backfill")
+    @config_option
     @click.argument("source_name", metavar="SOURCE")
     @click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
                                                                         "%Y-%m-%d %H:%M:%S"]),

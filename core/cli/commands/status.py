@@ -5,7 +5,8 @@ import json
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.cli.context import Context, config_option
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 
 def _circuit(row: dict) -> str:
@@ -17,11 +18,12 @@ def _circuit(row: dict) -> str:
     return f"closed ({circuit['failures']} failed)" if circuit["failures"] else "closed"
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add ``status`` to the ``socialcrm`` group."""
 
-    @main.command()
-    @_config_option
+    @cli.command()
+    @config_option
     @click.option("--json", "as_json", is_flag=True, help="One JSON object: sinks, backpressure, table counts.")
     @click.pass_obj
     def status(ctx: Context, config_path: str, as_json: bool) -> None:

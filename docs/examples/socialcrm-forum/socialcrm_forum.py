@@ -18,19 +18,16 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from socialcrm import Author, Engagement, FatalError, Mention, Page, Source, hookimpl
+from socialcrm import Author, Engagement, FatalError, Mention, Page, Source, StrictSchema, hookimpl
 
 REGULAR_POST = 1  # Discourse post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
 
 
-class ForumConfig(Schema):
+class ForumConfig(StrictSchema):
     """``base_url`` of the forum; ``api_key`` and ``api_username`` together, or neither;
     ``first_run_pages``: how many pages of history the first run reads."""
-
-    class Meta:
-        unknown = RAISE
 
     base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
     api_key = fields.String(load_default=None, validate=validate.Length(min=1))

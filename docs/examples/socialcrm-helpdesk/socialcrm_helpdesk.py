@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, Sink
+from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, Sink, StrictSchema
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 ZENDESK_STYLE = RateLimitHeaders("ratelimit-remaining", "ratelimit-reset", "delta")
@@ -32,12 +32,9 @@ PRIORITY = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 TICKET_TYPE = {"case": "incident", "query": "question", "rfe": "task"}
 
 
-class HelpdeskConfig(Schema):
+class HelpdeskConfig(StrictSchema):
     """Zendesk ``subdomain``, the agent ``email`` and ``api_token`` the API acts as; optional
     ``group_id`` to assign tickets to and ``tags`` to add."""
-
-    class Meta:
-        unknown = RAISE
 
     subdomain = fields.String(required=True, validate=validate.Regexp(
         r"^[a-z0-9][a-z0-9-]*$", error="the part before .zendesk.com, e.g. \"brightwave\""))

@@ -4,6 +4,9 @@ The embedded default needs one process: the API answers on its threads while a b
 runs ``Pipeline.run_forever`` (poll each source on its interval, deliver between polls). SIGTERM or
 SIGINT stops both cleanly: the server stops taking requests and finishes those in hand, the schedule
 finishes its page, then the plugins and the store are closed.
+
+A plugin (the ``commands.serve`` entry point): the API adds its own command through the
+``register_commands`` hook, so the command line never imports the API, nor the API the command line.
 """
 from __future__ import annotations
 
@@ -13,16 +16,18 @@ import threading
 
 import click
 
-from socialcrm.core.cli.main import Context, _config_option
+from socialcrm.core.sdk.commandline import config_option
+from socialcrm.core.sdk.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
 
-def register(main: click.Group) -> None:
+@hookimpl
+def register_commands(cli: click.Group) -> None:
     """Add ``serve`` to the ``socialcrm`` group."""
 
-    @main.command()
-    @_config_option
+    @cli.command()
+    @config_option
     @click.option("--host", help="Address to listen on (default: [api] host, else 127.0.0.1).")
     @click.option("--port", type=click.IntRange(0, 65535),
                   help="Port (default: [api] port, else 8080; 0 picks a free one).")
@@ -30,22 +35,22 @@ def register(main: click.Group) -> None:
     @click.option("--no-schedule", is_flag=True,
                   help="Serve the API only; listening and delivery run elsewhere (`socialcrm run`, workers).")
     @click.pass_obj
-    def serve(ctx: Context, config_path: str, host: str | None, port: int | None, threads: int,
+    def serve(ctx, config_path: str, host: str | None, port: int | None, threads: int,
               no_schedule: bool) -> None:
         """Serve the REST API (docs at /docs, spec at /openapi.json) and run the listen/deliver schedule."""
         import waitress
 
         from socialcrm.api import create_app
 
-        from socialcrm.core.engine.pipeline import Pipeline
         config = ctx.config(config_path)
         if not config.api.tokens:
             log.warning("no API tokens configured ([api] tokens or $SOCIALCRM_API_TOKENS): every endpoint "
                         "but /health, /docs and the webhooks will answer 401")
-        pipeline = Pipeline(config, ctx.plugins)
+        # create_app builds the pipeline from the config; the schedule and the shutdown run that one.
+        app = create_app(config, ctx.plugins, scheduled=not no_schedule)
+        pipeline = app.extensions["socialcrm"].pipeline
         schedule = None
         try:
-            app = create_app(config, ctx.plugins, pipeline, scheduled=not no_schedule)
             server = waitress.create_server(app, host=host or config.api.host,
                                             port=config.api.port if port is None else port, threads=threads,
                                             ident="socialcrm")
