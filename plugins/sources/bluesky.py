@@ -37,10 +37,10 @@ from typing import Any, Iterator
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Author, brand_terms, Engagement, FatalError, hookimpl, Mention, Page, parse_time, quick,
-    RateLimitHeaders, require_env_secret, RetriableError, Source, stamp, unreachable)
-
-from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
+    AuthError, Author, brand_terms, end_backfill, end_sweep, Engagement, FatalError, hookimpl, ItemError, Mention,
+    Page, parse_time, quick, RateLimitHeaders, require_env_secret, RetriableError, Source, SourceSchema, stamp,
+    unreachable, whole_count)
+from socialcrm import expand_links as expand_spans
 
 PDS = "https://bsky.social"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
@@ -91,7 +91,7 @@ def _field(obj: Any, path: str) -> Any:
     value: Any = obj
     for key in path.split("."):
         if not isinstance(value, dict) or value.get(key) is None:
-            raise Unreadable(f"{path}: missing")
+            raise ItemError(None, path, "missing")
         value = value[key]
     return value
 
@@ -99,7 +99,7 @@ def _field(obj: Any, path: str) -> Any:
 def _text_field(obj: Any, path: str) -> str:
     value = _field(obj, path)
     if not isinstance(value, str):
-        raise Unreadable(f"{path}: not a string ({type(value).__name__})")
+        raise ItemError(None, path, f"not a string ({type(value).__name__})")
     return value
 
 
@@ -107,7 +107,7 @@ def _time_field(obj: Any, path: str) -> datetime:
     try:
         return parse_time(_field(obj, path))
     except ValueError as exc:
-        raise Unreadable(f"{path}: {exc}") from None
+        raise ItemError(None, path, str(exc)) from None
 
 
 def _authority(uri: str) -> str:
@@ -126,16 +126,7 @@ def expand_links(text: str, facets: Any) -> str:
                 start, end = index.get("byteStart"), index.get("byteEnd")
                 if type(start) is int and type(end) is int:
                     links.append((start, end, feature["uri"]))
-    if not links:
-        return text
-    data, out, position = text.encode("utf-8"), [], 0
-    for start, end, uri in sorted(links):
-        if start < position or start >= end or end > len(data):
-            continue  # overlapping or out of range: leave the text as written
-        out += [data[position:start], uri.encode("utf-8")]
-        position = end
-    out.append(data[position:])
-    return b"".join(out).decode("utf-8", errors="replace")
+    return expand_spans(text, links, encoding="utf-8") if links else text
 
 
 def _mentioned_dids(facets: Any) -> set[str]:
@@ -206,7 +197,7 @@ class BlueskySource(Source):
                 since = stream.get("watermark") or (
                     stamp(self._now() - timedelta(hours=lookback)) if lookback else None)
                 stream["sweep"] = {"since": since, "cursor": None, "top": None, "top_seen": []}
-            yield from self._sweep(state, stream, kind, query, promote_sweep)
+            yield from self._sweep(state, stream, kind, query, end_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through search (and notifications) to ``since``; ``cursor`` resumes a backfill."""
@@ -216,7 +207,7 @@ class BlueskySource(Source):
                                                                    "top_seen": []}, "seen": []})
             if stream.get("done"):
                 continue
-            yield from self._sweep(state, stream, kind, query, finish_backfill)
+            yield from self._sweep(state, stream, kind, query, end_backfill)
 
     # --- streams and sweeps ---
 
@@ -261,7 +252,7 @@ class BlueskySource(Source):
             for number, item in enumerate(items):
                 try:
                     mention, when = self._item(kind, item)
-                except Unreadable as exc:
+                except ItemError as exc:
                     uri = item.get("uri") if isinstance(item, dict) else None
                     errors.append(f"{kind} item {uri or '#' + str(number)}: {exc}")
                     continue
@@ -314,7 +305,7 @@ class BlueskySource(Source):
 
     def _item(self, kind: str, item: Any) -> tuple[Mention, str]:
         if not isinstance(item, dict):
-            raise Unreadable("not an object")
+            raise ItemError(None, None, "not an object")
         if kind == "search":
             uri = _text_field(item, "uri")
             created = _time_field(item, "record.createdAt")
@@ -499,7 +490,7 @@ class BlueskySource(Source):
     def _keep_session(self, data: Any, what: str) -> dict[str, str]:
         try:
             session = {k: _text_field(data, k) for k in ("accessJwt", "refreshJwt", "handle", "did")}
-        except Unreadable as exc:
+        except ItemError as exc:
             raise FatalError(f"bluesky: {what} answered without {exc}") from None
         # The tokens are secrets too: keep them out of every message the HTTP layer writes.
         self.http.secrets = sorted({*self.http.secrets, session["accessJwt"], session["refreshJwt"]},

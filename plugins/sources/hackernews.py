@@ -32,10 +32,8 @@ from typing import Any, Iterator
 from marshmallow import fields, validate
 
 from socialcrm import (
-    Author, brand_terms, Engagement, FatalError, hookimpl, html_to_text, Mention, Page, parse_time, quick,
-    RetriableError, Source, unreachable)
-
-from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
+    Author, brand_terms, end_backfill, end_sweep, Engagement, FatalError, hookimpl, html_to_text, ItemError, Mention,
+    Page, parse_time, quick, RetriableError, Source, SourceSchema, unreachable, whole_count)
 
 API = "https://hn.algolia.com/api/v1"
 NETWORK = "hackernews"
@@ -89,7 +87,7 @@ class HackerNewsSource(Source):
                     else (max(0, int(now - lookback * 3600)) if lookback else 0)
                 stream["sweep"] = {"since": since, "until": now, "page": 0, "top": None, "top_seen": [],
                                    "edge_seen": []}
-            yield from self._sweep(state, stream, query, promote_sweep)
+            yield from self._sweep(state, stream, query, end_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through every query to ``since``; ``cursor`` resumes an interrupted backfill."""
@@ -100,7 +98,7 @@ class HackerNewsSource(Source):
                 "since": int(since.timestamp()), "until": now, "page": 0, "top": None, "top_seen": [],
                 "edge_seen": []}})
             if not stream.get("done"):
-                yield from self._sweep(state, stream, query, finish_backfill)
+                yield from self._sweep(state, stream, query, end_backfill)
 
     # --- sweeps ---
 
@@ -127,7 +125,7 @@ class HackerNewsSource(Source):
             for number, hit in enumerate(hits):
                 try:
                     mention, when = self._mention(hit)
-                except Unreadable as exc:
+                except ItemError as exc:
                     object_id = hit.get("objectID") if isinstance(hit, dict) else None
                     errors.append(f"hit {object_id or '#' + str(number)}: {exc}")
                     continue
@@ -167,10 +165,10 @@ class HackerNewsSource(Source):
 
     def _mention(self, hit: Any) -> tuple[Mention, int]:
         if not isinstance(hit, dict):
-            raise Unreadable("not an object")
+            raise ItemError(None, None, "not an object")
         object_id = hit.get("objectID")
         if not isinstance(object_id, str) or not object_id:
-            raise Unreadable("objectID: missing")
+            raise ItemError(None, "objectID", "missing")
         when = hit.get("created_at_i")
         if type(when) is int:
             created = datetime.fromtimestamp(when, tz=timezone.utc)
@@ -178,11 +176,11 @@ class HackerNewsSource(Source):
             try:
                 created = parse_time(hit.get("created_at"))
             except ValueError:
-                raise Unreadable("created_at_i: missing (and created_at is not a timestamp either)") from None
+                raise ItemError(None, "created_at_i", "missing (and created_at is not a timestamp either)") from None
             when = int(created.timestamp())
         author = hit.get("author")
         if not isinstance(author, str) or not author:
-            raise Unreadable("author: missing")
+            raise ItemError(None, "author", "missing")
         tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
         comment = "comment" in tags or (hit.get("comment_text") is not None and not hit.get("title"))
         if comment:
@@ -194,7 +192,8 @@ class HackerNewsSource(Source):
                 parts.append(url)
             text = "\n".join(p for p in parts if p)
         if not text:
-            raise Unreadable("comment_text: missing" if comment else "title: missing, and no story_text either")
+            raise ItemError(None, "comment_text" if comment else "title",
+                            "missing" if comment else "missing, and no story_text either")
         parent = hit.get("parent_id")
         return Mention(
             network=NETWORK, native_id=object_id, text=text, created_at=created,
@@ -229,7 +228,7 @@ def _string(hit: dict, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Unreadable(f"{key}: not a string ({type(value).__name__})")
+        raise ItemError(None, key, f"not a string ({type(value).__name__})")
     return value
 
 

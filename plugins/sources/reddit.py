@@ -31,10 +31,8 @@ from typing import Any, Iterator
 from marshmallow import fields, validate
 
 from socialcrm import (
-    __version__, AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, Mention, Page, RateLimitHeaders,
-    Source, utc)
-
-from ._social import EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, fetch_streams, need
+    __version__, AuthError, Author, brand_terms, chain_streams, ConfigError, count, Engagement, EnvSecret, epoch_time,
+    FatalError, hookimpl, ItemError, Mention, need, Page, RateLimitHeaders, Source, SourceSchema, utc)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 REDDIT_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "delta")
@@ -86,7 +84,7 @@ class RedditSource(Source):
     def __init__(self, config: dict[str, Any], context):
         super().__init__(config, context)
         brand = context.brand
-        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in brand_terms(brand))
+        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in brand_terms(brand, handles=True))
         self.watched = {_sub(s).lower() for s in config["watch_subreddits"]}
         self.brand_users = {h.lstrip("@").lower() for h in brand.handles}
         self.streams = self._streams()
@@ -124,7 +122,7 @@ class RedditSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        yield from fetch_streams(self.streams, cursor, self._poll)
+        yield from chain_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest item back to ``since``, per stream; each page's cursor resumes the

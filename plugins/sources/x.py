@@ -31,10 +31,9 @@ from typing import Any, Iterator
 from marshmallow import fields, validate, validates_schema, ValidationError
 
 from socialcrm import (
-    AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, isoformat, Mention, Page, RateLimitHeaders,
-    Source, utc)
-
-from ._social import EnvSecret, ItemError, SourceSchema, count, fetch_streams, id_key, iso_time, need, unique
+    AuthError, Author, chain_streams, ConfigError, count, Engagement, EnvSecret, expand_links as expand_spans,
+    FatalError, hookimpl, id_key, isoformat, ItemError, iso_time, Mention, need, Page, RateLimitHeaders, Source,
+    SourceSchema, spans_of, unique, utc)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 X_STYLE = RateLimitHeaders("x-rate-limit-remaining", "x-rate-limit-reset", "epoch")
@@ -133,7 +132,7 @@ class XSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        yield from fetch_streams(self.streams, cursor, self._poll)
+        yield from chain_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest post back to ``since``, per stream; each page's cursor resumes the
@@ -350,13 +349,14 @@ def post_to_mention(post: dict[str, Any], users: dict[str, dict], posts: dict[st
 def expand_links(text: str, entities: Any) -> str:
     """Replace each t.co link in ``text`` with the address it stands for (``expanded_url``)."""
     urls = entities.get("urls") if isinstance(entities, dict) else None
+    links = []
     for entity in urls or []:
         if not isinstance(entity, dict):
             continue
         short, full = entity.get("url"), entity.get("unwound_url") or entity.get("expanded_url")
         if isinstance(short, str) and short and isinstance(full, str) and full:
-            text = text.replace(short, full)
-    return text
+            links += [(start, end, full) for start, end in spans_of(text, short)]
+    return expand_spans(text, links)
 
 
 def _full_text(post: dict[str, Any], item: str) -> str:
