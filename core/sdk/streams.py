@@ -51,6 +51,11 @@ class Paginator:
         """The token that asks for the page after ``response``; ``None`` when there is none."""
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """End the stream after the current response: the source found its end itself (it reached its
+        watermark), whatever the API says about further pages."""
+        self.finished = True
+
     def advance(self, response: Any) -> None:
         """Move past ``response``: to its next token, or to the end. Refuses a token that repeats."""
         self.pages += 1
@@ -113,8 +118,8 @@ def paginate(request: Callable[[Any], Any], paginator: Paginator,
     """The paging loop: ``request(token)`` for each page, ``page(response, more)`` makes what to yield.
 
     ``page`` is called after the paginator moved past the response, so it can put the paginator's
-    ``current`` (the next token) into the page's cursor; it returns ``None`` to yield nothing for a
-    response. The loop ends when the paginator has no next page or after ``max_pages`` requests.
+    ``current`` (the next token) into the page's cursor, or ``stop()`` it; it returns ``None`` to
+    yield nothing for a response. The loop ends when the paginator has no next page or after ``max_pages`` requests.
     """
     while max_pages is None or paginator.pages < max_pages:
         response = request(paginator.current)

@@ -32,7 +32,8 @@ from marshmallow import fields, validate
 
 from socialcrm import (
     __version__, AuthError, Author, brand_terms, chain_streams, ConfigError, count, Engagement, EnvSecret, epoch_time,
-    FatalError, hookimpl, ItemError, Mention, need, Page, RateLimitHeaders, Source, SourceSchema, utc)
+    FatalError, hookimpl, ItemError, Mention, need, Page, paginate, RateLimitHeaders, Source, SourceSchema,
+    TokenPaginator, utc, Watermark)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 REDDIT_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "delta")
@@ -135,18 +136,22 @@ class RedditSource(Source):
             state = cursor.get(stream.key) or {}
             if state.get("done"):
                 continue
-            after = state.get("after")
             extra = {"t": window} if stream.searchable else {}
-            while True:
-                listing = self._listing(stream, after, extra)
-                mentions, errors, oldest = self._read(listing, stream)
-                mentions = [m for m in mentions if m.created_at.timestamp() >= floor]
-                after = listing.get("after")
-                done = not after or (oldest is not None and oldest < floor)
-                cursor = {**cursor, stream.key: {"done": True} if done else {"after": after}}
-                yield Page(mentions, cursor, errors)
-                if done:
-                    break
+            paginator = TokenPaginator(lambda listing: listing.get("after"), start=state.get("after"))
+            for page in paginate(lambda after: self._listing(stream, after, extra), paginator,
+                                 lambda listing, more: self._backfill_page(listing, stream, floor, paginator, cursor)):
+                cursor = page.cursor
+                yield page
+
+    def _backfill_page(self, listing: dict[str, Any], stream: _Stream, floor: float, paginator: TokenPaginator,
+                       cursor: dict[str, Any]) -> Page:
+        mentions, errors, oldest = self._read(listing, stream)
+        mentions = [m for m in mentions if m.created_at.timestamp() >= floor]
+        if oldest is not None and oldest < floor:
+            paginator.stop()  # reached ``since``
+        done = paginator.finished
+        return Page(mentions, {**cursor, stream.key: {"done": True} if done else {"after": paginator.current}},
+                    errors)
 
     def check(self) -> str:
         """Get a token and read one item, to prove the app's credentials and the User-Agent work."""
@@ -168,22 +173,25 @@ class RedditSource(Source):
         else:  # a first run reaches back initial_lookback_hours (0: as far as the listing goes)
             hours = self.config["initial_lookback_hours"]
             watermark, seen = (self.http.clock() - hours * 3600 if hours else None), []
-        after, newest, newest_seen = state.get("after"), state.get("newest"), state.get("newest_seen", [])
-        for _ in range(self.config["max_pages"]):
-            listing = self._listing(stream, after)
+        mark = Watermark(watermark, seen)
+        run = {"cursor": cursor, "state": state, "newest": state.get("newest"),
+               "newest_seen": state.get("newest_seen", [])}
+        paginator = TokenPaginator(lambda listing: listing.get("after"), start=state.get("after"))
+
+        def page(listing: dict[str, Any], more: bool) -> Page | None:
             mentions, errors, oldest = self._read(listing, stream)
-            if watermark is not None:
-                # Things made in the watermark's very second may be new: those not seen then are kept.
-                mentions = [m for m in mentions if _when(m) > watermark
-                            or (_when(m) == watermark and m.native_id not in seen)]
+            # Things made in the watermark's very second may be new: those not seen then are kept.
+            mentions = [m for m in mentions if mark.is_new(_when(m), m.native_id)]
+            newest = run["newest"]
             if newest is None and mentions:
-                newest = max(_when(m) for m in mentions)  # listings run newest first
-            newest_seen = [*newest_seen, *(m.native_id for m in mentions if _when(m) == newest)]
-            reached = watermark is not None and oldest is not None and oldest < watermark
-            after = listing.get("after")
-            more = bool(after) and not reached
+                newest = run["newest"] = max(_when(m) for m in mentions)  # listings run newest first
+            run["newest_seen"] = newest_seen = [*run["newest_seen"],
+                                                *(m.native_id for m in mentions if _when(m) == newest)]
+            if more and mark.value is not None and oldest is not None and oldest < mark.value:
+                paginator.stop()  # reached what the last run took
+                more = False
             if more:  # resuming goes on after this page, with the run's watermark and newest time
-                new_state = _present(watermark=watermark, seen=seen, after=after, newest=newest,
+                new_state = _present(watermark=watermark, seen=seen, after=paginator.current, newest=newest,
                                      newest_seen=newest_seen)
             elif newest is not None:
                 at_newest = [*seen, *newest_seen] if newest == watermark else newest_seen
@@ -191,13 +199,16 @@ class RedditSource(Source):
             elif watermark is not None:
                 new_state = _present(watermark=watermark, seen=seen)
             else:
-                return  # nothing yet on a first run: stay without a cursor
-            if mentions or errors or new_state != state:
-                cursor = {**cursor, stream.key: new_state}
-                yield Page(mentions, cursor, errors)
-            state = new_state
-            if not more:
-                return
+                return None  # nothing yet on a first run: stay without a cursor
+            made = None
+            if mentions or errors or new_state != run["state"]:
+                run["cursor"] = {**run["cursor"], stream.key: new_state}
+                made = Page(mentions, run["cursor"], errors)
+            run["state"] = new_state
+            return made
+
+        yield from paginate(lambda after: self._listing(stream, after), paginator, page,
+                            max_pages=self.config["max_pages"])
 
     def _listing(self, stream: _Stream, after: str | None, extra: dict[str, str] | None = None) -> dict[str, Any]:
         params = {**stream.params, **(extra or {}), **({"after": after} if after else {})}
