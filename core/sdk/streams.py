@@ -83,16 +83,17 @@ class TokenPaginator(Paginator):
 
 
 class PageNumberPaginator(Paginator):
-    """Pages are numbered from ``start``; ``total_pages(response)`` says how many there are."""
+    """Pages are numbered from ``base`` (0 or 1); ``total_pages(response)`` says how many there are.
+    ``start`` is the page to ask for first (a resumed stream's next page)."""
 
-    def __init__(self, total_pages: Callable[[Any], int], start: int = 0):
-        super().__init__(start)
+    def __init__(self, total_pages: Callable[[Any], int], start: int | None = None, base: int = 0):
+        super().__init__(base if start is None else start)
         self._total = total_pages
-        self._first = start
+        self.base = base
 
     def get_next(self, response: Any) -> int | None:
         following = self.current + 1
-        return following if following - self._first < self._total(response) else None
+        return following if following - self.base < self._total(response) else None
 
 
 class LinkHeaderPaginator(Paginator):
