@@ -38,14 +38,16 @@ class Paginator:
     turns true once a response said there is nothing after it.
     """
 
-    def __init__(self, start: Any = None):
+    def __init__(self, start: Any = None, more: Callable[[Any], bool] | None = None):
         self.current = start
         self.finished = False
         self.pages = 0
+        self._more = more
 
     def has_more(self, response: Any) -> bool:
-        """Whether there is a page after ``response``; by default, whether ``get_next`` gives a token."""
-        return True
+        """Whether there is a page after ``response``: what the ``more`` callable given says (a short
+        page is the last, say); without one, whether ``get_next`` gives a token."""
+        return self._more(response) if self._more else True
 
     def get_next(self, response: Any) -> Any:
         """The token that asks for the page after ``response``; ``None`` when there is none."""
@@ -73,8 +75,8 @@ class Paginator:
 class TokenPaginator(Paginator):
     """The next token is a value in the response body (``meta.next_token``, ``cursor``, ``after``)."""
 
-    def __init__(self, read: Callable[[Any], Any], start: Any = None):
-        super().__init__(start)
+    def __init__(self, read: Callable[[Any], Any], start: Any = None, more: Callable[[Any], bool] | None = None):
+        super().__init__(start, more)
         self._read = read
 
     def get_next(self, response: Any) -> Any:
