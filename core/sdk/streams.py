@@ -9,8 +9,8 @@ loop. The pieces, learned from the Singer SDK's paginators and Airbyte's ``HttpS
   (``PaginationLoop``) instead of asking for the same page for ever.
 - A **watermark** (``Watermark``) is the newest time (or id) a stream has taken, with the ids seen
   at exactly that value, so items that share the watermark's second are neither lost nor taken twice.
-- A **sweep** (``new_sweep``, ``sweep_saw``, ``end_sweep``) is one pass from the newest item back to the watermark (or, for a
-  backfill, to ``since``). It remembers the newest value it met (``top``, ``top_seen``); only when
+- A **sweep** (``new_sweep``, ``sweep_saw``, ``end_sweep``) is one pass from the newest item back to
+  the watermark (or, for a backfill, to ``since``). It remembers the newest value it met (``top``, ``top_seen``); only when
   it ends does that value become the watermark, so a run interrupted mid-sweep resumes the sweep
   and never skips the pages between.
 

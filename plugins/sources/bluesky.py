@@ -37,10 +37,10 @@ from typing import Any, Iterator
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Author, brand_terms, end_backfill, end_sweep, Engagement, FatalError, hookimpl, ItemError, Mention,
-    new_sweep, Page, paginate, parse_time, quick, RateLimitHeaders, require_env_secret, RetriableError, Source,
-    SourceSchema, stamp, sweep_saw, TokenPaginator, unreachable, whole_count)
-from socialcrm import expand_links as expand_spans
+    AuthError, Author, brand_terms, end_backfill, end_sweep, Engagement, EnvSecret, expand_links as expand_spans,
+    FatalError, hookimpl, ItemError, Mention, new_sweep, Page, paginate, parse_time, quick, RateLimitHeaders,
+    require_env_secret, RetriableError, Source, SourceSchema, stamp, sweep_saw, TokenPaginator, unreachable,
+    whole_count)
 
 PDS = "https://bsky.social"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
@@ -62,7 +62,7 @@ class BlueskySourceConfig(SourceSchema):
                                        validate=validate.Length(min=1))
     accounts = fields.List(fields.String(), load_default=list)
     identifier = fields.String(load_default=None, validate=validate.Length(min=1))
-    app_password = fields.String(load_default=None)
+    app_password = EnvSecret(PASSWORD_ENV, required=False)
     service = fields.Url(load_default=PDS, require_tld=False, schemes={"http", "https"})
     public_service = fields.Url(load_default=PUBLIC_APPVIEW, require_tld=False, schemes={"http", "https"})
     lang = fields.String(load_default=None)

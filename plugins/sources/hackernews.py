@@ -33,8 +33,8 @@ from marshmallow import fields, validate
 
 from socialcrm import (
     Author, brand_terms, end_backfill, end_sweep, Engagement, FatalError, hookimpl, html_to_text, ItemError, Mention,
-    new_sweep, Page, PageNumberPaginator, paginate, parse_time, quick, RetriableError, Source, SourceSchema, sweep_saw, unreachable,
-    whole_count)
+    new_sweep, Page, PageNumberPaginator, paginate, parse_time, quick, RetriableError, Source, SourceSchema, sweep_saw,
+    unreachable, whole_count)
 
 API = "https://hn.algolia.com/api/v1"
 NETWORK = "hackernews"

@@ -85,7 +85,8 @@ class RedditSource(Source):
     def __init__(self, config: dict[str, Any], context):
         super().__init__(config, context)
         brand = context.brand
-        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in brand_terms(brand, handles=True))
+        terms = brand_terms(brand, handles=True)  # people write u/name on Reddit
+        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in terms)
         self.watched = {_sub(s).lower() for s in config["watch_subreddits"]}
         self.brand_users = {h.lstrip("@").lower() for h in brand.handles}
         self.streams = self._streams()
