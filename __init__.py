@@ -24,9 +24,9 @@ from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, Deliver
 from .core.sdk.sources import (EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, expand_links, id_key,
                                iso_time, missing_secret_message, need, parse_time, quick, require_env_secret, spans_of,
                                stamp, unique, unreachable, whole_count)
-from .core.sdk.streams import (LinkHeaderPaginator, PageNumberPaginator, PaginationLoop, Paginator, TokenPaginator,
-                               Watermark, chain_streams, end_backfill, end_sweep, link_param, new_sweep, paginate,
-                               sweep_saw)
+from .core.sdk.streams import (LinkHeaderPaginator, PageNumberPaginator, PaginationLoop, Paginator, StreamCursor,
+                               TokenPaginator, Watermark, chain_streams, end_backfill, end_sweep, link_param, new_sweep,
+                               paginate, sweep_saw)
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,6 @@ __all__ = [
     "missing_secret_message", "need", "new_sweep", "Page", "PageNumberPaginator", "paginate", "PaginationLoop",
     "Paginator", "parse_retry_after", "parse_time", "PluginContext", "PluginError", "PRIORITIES", "quick",
     "RateLimitHeaders", "Record", "RECORD_TYPES", "require_env_secret", "RetriableError", "safe_url", "Sink",
-    "Source", "SourceSchema", "spans_of", "stamp", "sweep_saw", "TokenPaginator", "unique", "unreachable", "utc",
-    "Watermark", "whole_count",
+    "Source", "SourceSchema", "spans_of", "stamp", "StreamCursor", "sweep_saw", "TokenPaginator", "unique",
+    "unreachable", "utc", "Watermark", "whole_count",
 ]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from socialcrm import (LinkHeaderPaginator, Page, PageNumberPaginator, PaginationLoop, TokenPaginator, Watermark,
-                       chain_streams, end_backfill, end_sweep, new_sweep, paginate, sweep_saw)
+                       StreamCursor, chain_streams, end_backfill, end_sweep, new_sweep, paginate, sweep_saw)
 
 
 class Api:
@@ -154,3 +154,11 @@ def test_chained_streams_carry_each_page_cursor_into_the_next_stream():
         yield Page([], {**cursor, stream: "done"})
     pages = list(chain_streams(["a", "b"], {"old": 1}, poll))
     assert [p.cursor for p in pages] == [{"old": 1, "a": "done"}, {"old": 1, "a": "done", "b": "done"}]
+
+
+def test_a_stream_cursor_yields_a_page_only_when_it_carries_something_and_keeps_the_other_streams():
+    position = StreamCursor({"other": {"since_id": "5"}, "search": {"since_id": "9"}}, "search")
+    assert position.move({"since_id": "9"}, [], []) is None  # an idle poll stores nothing
+    page = position.move({"since_id": "12"}, [], [])
+    assert page.cursor == {"other": {"since_id": "5"}, "search": {"since_id": "12"}}
+    assert position.move({"since_id": "12"}, [], ["search: data[0]: id: missing"]).errors

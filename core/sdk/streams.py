@@ -10,9 +10,9 @@ loop. The pieces, learned from the Singer SDK's paginators and Airbyte's ``HttpS
 - A **watermark** (``Watermark``) is the newest time (or id) a stream has taken, with the ids seen
   at exactly that value, so items that share the watermark's second are neither lost nor taken twice.
 - A **sweep** (``new_sweep``, ``sweep_saw``, ``end_sweep``) is one pass from the newest item back to
-  the watermark (or, for a backfill, to ``since``). It remembers the newest value it met (``top``, ``top_seen``); only when
-  it ends does that value become the watermark, so a run interrupted mid-sweep resumes the sweep
-  and never skips the pages between.
+  the watermark (or, for a backfill, to ``since``). It remembers the newest value it met (``top``,
+  ``top_seen``); only when it ends does that value become the watermark, so a run interrupted
+  mid-sweep resumes the sweep and never skips the pages between.
 
 Everything serialises to plain JSON (``to_json``/``from_json``) in the layout the built-in sources
 have always stored, so cursors written by earlier versions load unchanged.
@@ -186,6 +186,29 @@ def end_backfill(stream: dict[str, Any]) -> None:
     stream["done"], stream["sweep"] = True, None
 
 
+class StreamCursor:
+    """One stream's part of a cursor shared by several streams (``{stream key: its state}``).
+
+    ``move`` makes the page that takes this stream to a new state, carrying the other streams'
+    states along, so the page's cursor resumes every stream.
+    """
+
+    def __init__(self, cursor: Any, key: str):
+        self.cursor = dict(cursor or {})
+        self.key = key
+        self.state = self.cursor.get(key) or {}
+
+    def move(self, state: dict[str, Any], mentions: list, errors: list[str]) -> Page | None:
+        """The page that moves the stream to ``state`` with ``mentions``; ``None`` when it would carry
+        nothing (no mentions, no errors, and the state unchanged), so an idle poll stores nothing."""
+        made = None
+        if mentions or errors or state != self.state:
+            self.cursor = {**self.cursor, self.key: state}
+            made = Page(mentions, self.cursor, errors)
+        self.state = state
+        return made
+
+
 def chain_streams(streams: Sequence[Any], cursor: Any,
                   poll: Callable[[Any, dict[str, Any]], Iterator[Page]]) -> Iterator[Page]:
     """``poll(stream, cursor)`` for each stream in turn, each page's cursor carried into the next poll,
@@ -197,5 +220,5 @@ def chain_streams(streams: Sequence[Any], cursor: Any,
             yield page
 
 
-__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "TokenPaginator", "Watermark",
-           "chain_streams", "end_backfill", "end_sweep", "link_param", "new_sweep", "paginate", "sweep_saw"]
+__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "StreamCursor", "TokenPaginator",
+           "Watermark", "chain_streams", "end_backfill", "end_sweep", "link_param", "new_sweep", "paginate", "sweep_saw"]

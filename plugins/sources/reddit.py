@@ -33,7 +33,7 @@ from marshmallow import fields, validate
 from socialcrm import (
     __version__, AuthError, Author, brand_terms, chain_streams, ConfigError, count, Engagement, EnvSecret, epoch_time,
     FatalError, hookimpl, ItemError, Mention, need, Page, paginate, RateLimitHeaders, Source, SourceSchema,
-    TokenPaginator, utc, Watermark)
+    StreamCursor, TokenPaginator, utc, Watermark)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 REDDIT_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "delta")
@@ -175,8 +175,8 @@ class RedditSource(Source):
             hours = self.config["initial_lookback_hours"]
             watermark, seen = (self.http.clock() - hours * 3600 if hours else None), []
         mark = Watermark(watermark, seen)
-        run = {"cursor": cursor, "state": state, "newest": state.get("newest"),
-               "newest_seen": state.get("newest_seen", [])}
+        run = {"newest": state.get("newest"), "newest_seen": state.get("newest_seen", [])}
+        position = StreamCursor(cursor, stream.key)
         paginator = TokenPaginator(lambda listing: listing.get("after"), start=state.get("after"))
 
         def page(listing: dict[str, Any], more: bool) -> Page | None:
@@ -201,12 +201,7 @@ class RedditSource(Source):
                 new_state = _present(watermark=watermark, seen=seen)
             else:
                 return None  # nothing yet on a first run: stay without a cursor
-            made = None
-            if mentions or errors or new_state != run["state"]:
-                run["cursor"] = {**run["cursor"], stream.key: new_state}
-                made = Page(mentions, run["cursor"], errors)
-            run["state"] = new_state
-            return made
+            return position.move(new_state, mentions, errors)
 
         yield from paginate(lambda after: self._listing(stream, after), paginator, page,
                             max_pages=self.config["max_pages"])

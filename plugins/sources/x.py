@@ -33,7 +33,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 from socialcrm import (
     AuthError, Author, chain_streams, ConfigError, count, Engagement, EnvSecret, expand_links as expand_spans,
     FatalError, hookimpl, id_key, isoformat, ItemError, iso_time, Mention, need, Page, paginate, RateLimitHeaders,
-    Source, SourceSchema, spans_of, TokenPaginator, unique, utc)
+    Source, SourceSchema, spans_of, StreamCursor, TokenPaginator, unique, utc)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 X_STYLE = RateLimitHeaders("x-rate-limit-remaining", "x-rate-limit-reset", "epoch")
@@ -195,7 +195,7 @@ class XSource(Source):
         for name, value in (("since_id", since), ("start_time", start), ("until_id", state.get("until_id"))):
             if value:
                 params[name] = value
-        run = {"cursor": cursor, "state": state, "newest": newest}
+        run, position = {"newest": newest}, StreamCursor(cursor, stream.key)
 
         def page(body: dict[str, Any], more: bool) -> Page | None:
             meta = body.get("meta") or {}
@@ -208,12 +208,7 @@ class XSource(Source):
                 after = {"since_id": run["newest"] or since}
             else:
                 return None  # nothing on a first run: stay without a cursor
-            made = None
-            if mentions or errors or after != run["state"]:
-                run["cursor"] = {**run["cursor"], stream.key: after}
-                made = Page(mentions, run["cursor"], errors)
-            run["state"] = after
-            return made
+            return position.move(after, mentions, errors)
 
         yield from paginate(lambda token: self._get(stream, self._with_token(stream, params, token)),
                             TokenPaginator(_next_token), page, max_pages=self.config["max_pages"])
