@@ -220,5 +220,6 @@ def chain_streams(streams: Sequence[Any], cursor: Any,
             yield page
 
 
-__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "StreamCursor", "TokenPaginator",
-           "Watermark", "chain_streams", "end_backfill", "end_sweep", "link_param", "new_sweep", "paginate", "sweep_saw"]
+__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "StreamCursor",
+           "TokenPaginator", "Watermark", "chain_streams", "end_backfill", "end_sweep", "link_param", "new_sweep",
+           "paginate", "sweep_saw"]
