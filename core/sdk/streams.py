@@ -45,8 +45,8 @@ class Paginator:
         self._more = more
 
     def has_more(self, response: Any) -> bool:
-        """Whether there is a page after ``response``: what the ``more`` callable given says (a short
-        page is the last, say); without one, whether ``get_next`` gives a token."""
+        """Whether there may be a page after ``response``: what the ``more`` callable given says (a
+        short page is the last, say); without one, yes, and ``get_next`` finding no token ends it."""
         return self._more(response) if self._more else True
 
     def get_next(self, response: Any) -> Any:
