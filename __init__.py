@@ -5,6 +5,11 @@ reaching into ``socialcrm.core``. Built-in plugins import only this, exactly as 
 
     from socialcrm import hookimpl, Source, Sink, Mention, Record, Delivery
 
+Sources also find here what reading a network takes: the config schema and secret policy
+(``SourceSchema``, ``EnvSecret``), item helpers (``need``, ``count``, ``iso_time``, ``ItemError``,
+``brand_terms``, ``expand_links``, ``html_to_text``; from ``core/sdk/sources.py``) and the stream
+toolkit (paginators, ``paginate``, ``Watermark``, sweeps; from ``core/sdk/streams.py``).
+
 The SDK's code lives in ``socialcrm.core.sdk``, the lowest layer; nothing here imports the store, the
 engine, the services, the CLI or the API (``tests/test_layers.py`` proves it).
 """
@@ -20,16 +25,24 @@ from .core.sdk.http import (HttpClient, RateLimitHeaders, ResponseAction, defaul
 from .core.sdk.schema import StrictSchema
 from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
                              Record, describe_validation_error, isoformat, mention_from_json, utc)
-from .core.sdk.sourceutil import brand_terms, parse_time, quick, require_env_secret, stamp, unreachable
+from .core.sdk.sources import (EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, expand_links, id_key,
+                               iso_time, missing_secret_message, need, parse_time, quick, require_env_secret, spans_of,
+                               stamp, unique, unreachable, whole_count)
+from .core.sdk.streams import (LinkHeaderPaginator, PageNumberPaginator, PaginationLoop, Paginator, StreamCursor,
+                               TokenPaginator, Watermark, chain_streams, end_backfill, end_sweep, link_param, new_sweep,
+                               paginate, sweep_saw)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthError", "Author", "Brand", "ConfigError", "Delivery", "DeliveryStatus", "Engagement", "FatalError",
-    "HttpClient", "HttpFailure", "Mention", "PRIORITIES", "Page", "PluginContext", "PluginError", "RECORD_TYPES",
-    "RateLimitHeaders", "Record", "ResponseAction", "RetriableError", "Sink", "Source", "TransportError",
-    "brand_terms", "default_action", "describe_validation_error", "hookimpl", "html_to_text", "isoformat",
-    "mention_from_json", "parse_retry_after", "parse_time", "quick", "require_env_secret", "safe_url", "stamp",
-    "unreachable", "utc",
-    "StrictSchema", "config_option",
+    "AuthError", "Author", "Brand", "brand_terms", "chain_streams", "config_option", "ConfigError", "count",
+    "default_action", "Delivery", "DeliveryStatus", "describe_validation_error", "end_backfill", "end_sweep",
+    "Engagement", "EnvSecret", "epoch_time", "expand_links", "FatalError", "hookimpl", "html_to_text",
+    "HttpClient", "HttpFailure", "id_key", "iso_time", "isoformat", "ItemError", "link_param",
+    "LinkHeaderPaginator", "Mention", "mention_from_json", "missing_secret_message", "need", "new_sweep",
+    "Page", "PageNumberPaginator", "paginate", "PaginationLoop", "Paginator", "parse_retry_after", "parse_time",
+    "PluginContext", "PluginError", "PRIORITIES", "quick", "RateLimitHeaders", "Record", "RECORD_TYPES",
+    "require_env_secret", "ResponseAction", "RetriableError", "safe_url", "Sink", "Source", "SourceSchema",
+    "spans_of", "stamp", "StreamCursor", "StrictSchema", "sweep_saw", "TokenPaginator", "TransportError",
+    "unique", "unreachable", "utc", "Watermark", "whole_count",
 ]

@@ -144,6 +144,16 @@ def test_first_run_pages_through_then_the_next_run_reads_only_newer_hits(api):
     assert again[-1].cursor["streams"]["Brightwave"]["watermark"] == T0 + 50
 
 
+def test_a_mid_sweep_cursor_stored_by_an_earlier_version_resumes_at_its_page(api):
+    cursor = {"v": 1, "streams": {"Brightwave": {"watermark": T0 - 1000, "seen": ["5"], "sweep": {
+        "since": T0 - 1000, "until": T0, "page": 1, "top": T0 - 100, "top_seen": ["30"], "edge_seen": []}}}}
+    answer(api, results([story(28, T0 - 300)], page=1, pages=2, total=101),
+           numericFilters=f"created_at_i>={T0 - 1000},created_at_i<={T0}", page=1)
+    pages = list(make(clock=FakeClock(T0 + 60))[0].fetch(cursor))
+    assert ids(pages) == ["28"]
+    assert pages[-1].cursor["streams"]["Brightwave"] == {"watermark": T0 - 100, "seen": ["30"], "sweep": None}
+
+
 def test_a_window_beyond_the_pagination_limit_is_narrowed_and_read_to_the_end(api):
     # Algolia pages through the first N hits only (1,000 live; 4 here): 6 hits, 2 a page, 2 pages reachable.
     window = f"created_at_i>=0,created_at_i<={T0}"

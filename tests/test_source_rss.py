@@ -176,6 +176,18 @@ def test_conditional_gets_skip_unchanged_feeds_and_new_entries_come_once(server)
     assert ids([page]) == ["a2"] and page.cursor["feeds"][url]["seen"] == ["a2", "a1"]
 
 
+def test_a_cursor_stored_by_an_earlier_version_resumes_with_its_validators_and_seen_ids(server):
+    url = server.url("/feed")
+    server.put("/feed", rss([("a2", "Brightwave fixed", "ok now", at(7, 30)),
+                             ("a1", "Brightwave outage", "down", at(7))]))
+    cursor = {"v": 1, "feeds": {url: {"etag": '"stale"', "last_modified": LAST_MODIFIED, "seen": ["a1"],
+                                      "newest": "2027-01-15T07:00:00.000000Z"}}}
+    (page,) = list(make([url])[0].fetch(cursor))
+    assert ids([page]) == ["a2"] and server.requests[-1][1]["If-None-Match"] == '"stale"'
+    assert page.cursor["feeds"][url]["seen"] == ["a2", "a1"]
+    assert page.cursor["feeds"][url]["newest"] == "2027-01-15T07:30:00.000000Z"
+
+
 def test_last_modified_alone_is_sent_back_when_there_is_no_etag(server):
     server.put("/feed", rss([("b1", "Brightwave", "x", at(7))]), etag=False)
     (page,) = list(make([server.url("/feed")])[0].fetch(None))

@@ -3,7 +3,9 @@
 Paragraphs and line breaks become newlines, entities are decoded, scripts and styles are dropped, and
 every link is expanded: a link whose text is its own (often shortened) address becomes the full
 address, and a link with words becomes ``words (address)``, so nothing a person linked to is lost
-on the way to a CRM that shows plain text.
+on the way to a CRM that shows plain text. Links marked up as a mention or a hashtag (the
+``class="mention"`` / ``class="hashtag"`` microformats Mastodon and other ActivityPub servers send)
+stay as written (``@name``, ``#tag``): their address is the profile or tag page, not something said.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ _BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "pre", "blockquote", "t
 _SKIP = frozenset({"script", "style", "head", "title"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_AS_WRITTEN = frozenset({"mention", "hashtag"})
 
 
 def _looks_like_address(text: str) -> bool:
@@ -27,14 +30,15 @@ class _TextCollector(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.skipping = 0
-        self.link: tuple[str, list[str]] | None = None  # (href, text parts) of the open <a>
+        self.link: tuple[str, bool, list[str]] | None = None  # (href, keep as written, text parts) of the open <a>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skipping += 1
         elif tag == "a":
             self._close_link()
-            self.link = (dict(attrs).get("href") or "", [])
+            found = dict(attrs)
+            self.link = (found.get("href") or "", bool(_AS_WRITTEN & set((found.get("class") or "").split())), [])
         elif tag in _BLOCKS:
             self._emit("\n")
 
@@ -54,23 +58,23 @@ class _TextCollector(HTMLParser):
         if self.skipping:
             return
         if self.link is not None:
-            self.link[1].append(data)
+            self.link[2].append(data)
         else:
             self.out.append(data)
 
     def _emit(self, text: str) -> None:
         if self.link is not None:
-            self.link[1].append(text)
+            self.link[2].append(text)
         else:
             self.out.append(text)
 
     def _close_link(self) -> None:
         if self.link is None:
             return
-        href, parts = self.link
+        href, as_written, parts = self.link
         self.link = None
         text = "".join(parts).strip()
-        if not href.startswith(("http://", "https://")):
+        if as_written or not href.startswith(("http://", "https://")):
             self.out.append(text)
         elif not text or text == href or _looks_like_address(text):
             self.out.append(href)

@@ -37,10 +37,10 @@ from typing import Any, Iterator
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Author, brand_terms, Engagement, FatalError, hookimpl, Mention, Page, parse_time, quick,
-    RateLimitHeaders, require_env_secret, RetriableError, Source, stamp, unreachable)
-
-from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
+    AuthError, Author, brand_terms, end_backfill, end_sweep, Engagement, EnvSecret, expand_links as expand_spans,
+    FatalError, hookimpl, ItemError, Mention, new_sweep, Page, paginate, parse_time, quick, RateLimitHeaders,
+    require_env_secret, RetriableError, Source, SourceSchema, stamp, sweep_saw, TokenPaginator, unreachable,
+    whole_count)
 
 PDS = "https://bsky.social"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
@@ -62,7 +62,7 @@ class BlueskySourceConfig(SourceSchema):
                                        validate=validate.Length(min=1))
     accounts = fields.List(fields.String(), load_default=list)
     identifier = fields.String(load_default=None, validate=validate.Length(min=1))
-    app_password = fields.String(load_default=None)
+    app_password = EnvSecret(PASSWORD_ENV, required=False)
     service = fields.Url(load_default=PDS, require_tld=False, schemes={"http", "https"})
     public_service = fields.Url(load_default=PUBLIC_APPVIEW, require_tld=False, schemes={"http", "https"})
     lang = fields.String(load_default=None)
@@ -91,7 +91,7 @@ def _field(obj: Any, path: str) -> Any:
     value: Any = obj
     for key in path.split("."):
         if not isinstance(value, dict) or value.get(key) is None:
-            raise Unreadable(f"{path}: missing")
+            raise ItemError(None, path, "missing")
         value = value[key]
     return value
 
@@ -99,15 +99,16 @@ def _field(obj: Any, path: str) -> Any:
 def _text_field(obj: Any, path: str) -> str:
     value = _field(obj, path)
     if not isinstance(value, str):
-        raise Unreadable(f"{path}: not a string ({type(value).__name__})")
+        raise ItemError(None, path, f"not a string ({type(value).__name__})")
     return value
 
 
 def _time_field(obj: Any, path: str) -> datetime:
+    value = _field(obj, path)
     try:
-        return parse_time(_field(obj, path))
+        return parse_time(value)
     except ValueError as exc:
-        raise Unreadable(f"{path}: {exc}") from None
+        raise ItemError(None, path, str(exc)) from None
 
 
 def _authority(uri: str) -> str:
@@ -126,16 +127,7 @@ def expand_links(text: str, facets: Any) -> str:
                 start, end = index.get("byteStart"), index.get("byteEnd")
                 if type(start) is int and type(end) is int:
                     links.append((start, end, feature["uri"]))
-    if not links:
-        return text
-    data, out, position = text.encode("utf-8"), [], 0
-    for start, end, uri in sorted(links):
-        if start < position or start >= end or end > len(data):
-            continue  # overlapping or out of range: leave the text as written
-        out += [data[position:start], uri.encode("utf-8")]
-        position = end
-    out.append(data[position:])
-    return b"".join(out).decode("utf-8", errors="replace")
+    return expand_spans(text, links, encoding="utf-8") if links else text
 
 
 def _mentioned_dids(facets: Any) -> set[str]:
@@ -205,18 +197,17 @@ class BlueskySource(Source):
                 lookback = self.config["initial_lookback_hours"]
                 since = stream.get("watermark") or (
                     stamp(self._now() - timedelta(hours=lookback)) if lookback else None)
-                stream["sweep"] = {"since": since, "cursor": None, "top": None, "top_seen": []}
-            yield from self._sweep(state, stream, kind, query, promote_sweep)
+                stream["sweep"] = new_sweep(since, cursor=None)
+            yield from self._sweep(state, stream, kind, query, end_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through search (and notifications) to ``since``; ``cursor`` resumes a backfill."""
         state = cursor if isinstance(cursor, dict) and cursor.get("backfill") else {"backfill": True, "streams": {}}
         for key, kind, query in self._streams():
-            stream = state["streams"].setdefault(key, {"sweep": {"since": stamp(since), "cursor": None, "top": None,
-                                                                   "top_seen": []}, "seen": []})
+            stream = state["streams"].setdefault(key, {"sweep": new_sweep(stamp(since), cursor=None), "seen": []})
             if stream.get("done"):
                 continue
-            yield from self._sweep(state, stream, kind, query, finish_backfill)
+            yield from self._sweep(state, stream, kind, query, end_backfill)
 
     # --- streams and sweeps ---
 
@@ -242,68 +233,70 @@ class BlueskySource(Source):
         return {"v": 1, "streams": fresh}
 
     def _sweep(self, state: dict, stream: dict, kind: str, query: str | None, finish) -> Iterator[Page]:
+        """Page through one sweep (the API's ``cursor``); ``finish`` ends the stream's sweep at its end."""
         sweep = stream["sweep"]
         seen = set(stream.get("seen") or [])
-        restarted = False
-        while True:
+        paginator = TokenPaginator(lambda response: response[0].get("cursor") if response[1] else None,
+                                   start=sweep["cursor"])
+        restarted = []
+
+        def request(cursor: str | None) -> tuple[dict, list]:
             try:
-                body, items = self._page(kind, query, sweep)
+                return self._page(kind, query, sweep["since"], cursor)
             except FatalError as exc:
-                if sweep["cursor"] is None or restarted or isinstance(exc, AuthError):
+                if cursor is None or restarted or isinstance(exc, AuthError):
                     raise
                 # An API cursor kept from an earlier run may no longer be accepted: start the sweep
                 # again from the newest post instead of failing on every poll (the store drops repeats).
                 self.log.warning("bluesky: the stored page cursor was refused (%s); starting this sweep again "
                                  "from the newest post", exc)
-                sweep["cursor"], restarted = None, True
-                continue
-            mentions, errors, reached_end = [], [], False
-            for number, item in enumerate(items):
+                restarted.append(cursor)
+                sweep["cursor"] = paginator.current = None
+                return self._page(kind, query, sweep["since"], None)
+
+        def page(response: tuple[dict, list], more: bool) -> Page:
+            mentions, errors = [], []
+            for number, item in enumerate(response[1]):
                 try:
                     mention, when = self._item(kind, item)
-                except Unreadable as exc:
+                except ItemError as exc:
                     uri = item.get("uri") if isinstance(item, dict) else None
                     errors.append(f"{kind} item {uri or '#' + str(number)}: {exc}")
                     continue
                 if kind == "notifications" and sweep["since"] and when < sweep["since"]:
-                    reached_end = True  # listed newest first: the rest was seen by an earlier sweep
+                    paginator.stop()  # listed newest first: the rest was seen by an earlier sweep
                     continue
-                if sweep["top"] is None or when > sweep["top"]:
-                    sweep["top"], sweep["top_seen"] = when, [mention.native_id]
-                elif when == sweep["top"]:
-                    sweep["top_seen"].append(mention.native_id)
+                sweep_saw(sweep, when, mention.native_id)
                 if mention.native_id in seen:
                     continue
                 mentions.append(mention)
             if self.config["fetch_profiles"]:
                 self._add_followers(mentions)
-            next_cursor = body.get("cursor")
-            done = reached_end or not items or not isinstance(next_cursor, str) or next_cursor == sweep["cursor"]
-            if done:
+            if paginator.finished:
                 finish(stream)
             else:
-                sweep["cursor"] = next_cursor
-            yield Page(mentions, copy.deepcopy(state), errors)
-            if done:
-                return
+                sweep["cursor"] = paginator.current
+            return Page(mentions, copy.deepcopy(state), errors)
 
-    def _page(self, kind: str, query: str | None, sweep: dict) -> tuple[dict, list]:
+        yield from paginate(request, paginator, page)
+
+    def _page(self, kind: str, query: str | None, since: str | None, cursor: str | None) -> tuple[dict, list]:
         if kind == "search":
             params: dict[str, Any] = {"q": query, "sort": "latest", "limit": self.config["page_size"]}
-            if sweep["since"]:
-                params["since"] = sweep["since"][:23] + "Z"  # milliseconds, rounded down
+            if since:
+                params["since"] = since[:23] + "Z"  # milliseconds, rounded down
             if self.config["lang"]:
                 params["lang"] = self.config["lang"]
-            if sweep["cursor"]:
-                params["cursor"] = sweep["cursor"]
+            if cursor:
+                params["cursor"] = cursor
             body = self._search(params)
             items = body.get("posts")
             if not isinstance(items, list):
                 raise FatalError("bluesky: searchPosts answered without a `posts` list")
             return body, items
         params = {"limit": self.config["page_size"], "reasons": list(self.config["notification_reasons"])}
-        if sweep["cursor"]:
-            params["cursor"] = sweep["cursor"]
+        if cursor:
+            params["cursor"] = cursor
         body = self._xrpc("app.bsky.notification.listNotifications", params=params)
         items = body.get("notifications")
         if not isinstance(items, list):
@@ -314,7 +307,7 @@ class BlueskySource(Source):
 
     def _item(self, kind: str, item: Any) -> tuple[Mention, str]:
         if not isinstance(item, dict):
-            raise Unreadable("not an object")
+            raise ItemError(None, None, "not an object")
         if kind == "search":
             uri = _text_field(item, "uri")
             created = _time_field(item, "record.createdAt")
@@ -499,7 +492,7 @@ class BlueskySource(Source):
     def _keep_session(self, data: Any, what: str) -> dict[str, str]:
         try:
             session = {k: _text_field(data, k) for k in ("accessJwt", "refreshJwt", "handle", "did")}
-        except Unreadable as exc:
+        except ItemError as exc:
             raise FatalError(f"bluesky: {what} answered without {exc}") from None
         # The tokens are secrets too: keep them out of every message the HTTP layer writes.
         self.http.secrets = sorted({*self.http.secrets, session["accessJwt"], session["refreshJwt"]},

@@ -32,10 +32,9 @@ from typing import Any, Iterator
 from marshmallow import fields, validate
 
 from socialcrm import (
-    Author, brand_terms, Engagement, FatalError, hookimpl, html_to_text, Mention, Page, parse_time, quick,
-    RetriableError, Source, unreachable)
-
-from ._social import SourceSchema, Unreadable, finish_backfill, promote_sweep, whole_count
+    Author, brand_terms, end_backfill, end_sweep, Engagement, FatalError, hookimpl, html_to_text, ItemError, Mention,
+    new_sweep, Page, PageNumberPaginator, paginate, parse_time, quick, RetriableError, Source, SourceSchema, sweep_saw,
+    unreachable, whole_count)
 
 API = "https://hn.algolia.com/api/v1"
 NETWORK = "hackernews"
@@ -87,20 +86,18 @@ class HackerNewsSource(Source):
                 lookback = self.config["initial_lookback_hours"]
                 since = stream["watermark"] if stream.get("watermark") is not None \
                     else (max(0, int(now - lookback * 3600)) if lookback else 0)
-                stream["sweep"] = {"since": since, "until": now, "page": 0, "top": None, "top_seen": [],
-                                   "edge_seen": []}
-            yield from self._sweep(state, stream, query, promote_sweep)
+                stream["sweep"] = new_sweep(since, until=now, page=0, edge_seen=[])
+            yield from self._sweep(state, stream, query, end_sweep)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Page back through every query to ``since``; ``cursor`` resumes an interrupted backfill."""
         state = cursor if isinstance(cursor, dict) and cursor.get("backfill") else {"backfill": True, "streams": {}}
         now = int(self.http.clock())
         for query in self.queries:
-            stream = state["streams"].setdefault(query, {"seen": [], "sweep": {
-                "since": int(since.timestamp()), "until": now, "page": 0, "top": None, "top_seen": [],
-                "edge_seen": []}})
+            stream = state["streams"].setdefault(query, {"seen": [], "sweep": new_sweep(
+                int(since.timestamp()), until=now, page=0, edge_seen=[])})
             if not stream.get("done"):
-                yield from self._sweep(state, stream, query, finish_backfill)
+                yield from self._sweep(state, stream, query, end_backfill)
 
     # --- sweeps ---
 
@@ -111,66 +108,74 @@ class HackerNewsSource(Source):
                                     for q in self.queries}}
 
     def _sweep(self, state: dict, stream: dict, query: str, finish) -> Iterator[Page]:
+        """Page through the sweep's window (``page``/``nbPages``), narrowing it when Algolia stops
+        paginating; ``finish`` ends the stream's sweep once the window is read."""
         sweep = stream["sweep"]
         skip = set(stream.get("seen") or [])
         while True:
-            body = self._get({"query": query, "tags": self.config["tags"],
-                              "numericFilters": f"created_at_i>={sweep['since']},created_at_i<={sweep['until']}",
-                              "hitsPerPage": self.config["hits_per_page"], "page": sweep["page"]})
-            hits, pages, total = body.get("hits"), body.get("nbPages"), body.get("nbHits")
-            for name, value in (("hits", hits), ("nbPages", pages), ("nbHits", total)):
-                if not isinstance(value, list if name == "hits" else int):
-                    raise FatalError(f"hackernews: search_by_date answered without a valid `{name}` "
-                                     f"(got {type(value).__name__})")
-            mentions, errors, times = [], [], []
-            edge = set(sweep.get("edge_seen") or [])
-            for number, hit in enumerate(hits):
-                try:
-                    mention, when = self._mention(hit)
-                except Unreadable as exc:
-                    object_id = hit.get("objectID") if isinstance(hit, dict) else None
-                    errors.append(f"hit {object_id or '#' + str(number)}: {exc}")
-                    continue
-                times.append((when, mention.native_id))
-                if sweep["top"] is None or when > sweep["top"]:
-                    sweep["top"], sweep["top_seen"] = when, [mention.native_id]
-                elif when == sweep["top"]:
-                    sweep["top_seen"].append(mention.native_id)
-                if mention.native_id in skip or mention.native_id in edge:
-                    continue
-                mentions.append(mention)
-            done = self._advance(sweep, hits, pages, total, times)
-            if done:
-                finish(stream)
-            yield Page(mentions, copy.deepcopy(state), errors)
-            if done:
+            paginator = PageNumberPaginator(lambda body: body["nbPages"], start=sweep["page"])
+            narrowed = []
+
+            def page(body: dict, more: bool) -> Page:
+                mentions, errors, times = [], [], []
+                edge = set(sweep.get("edge_seen") or [])
+                for number, hit in enumerate(body["hits"]):
+                    try:
+                        mention, when = self._mention(hit)
+                    except ItemError as exc:
+                        object_id = hit.get("objectID") if isinstance(hit, dict) else None
+                        errors.append(f"hit {object_id or '#' + str(number)}: {exc}")
+                        continue
+                    times.append((when, mention.native_id))
+                    sweep_saw(sweep, when, mention.native_id)
+                    if mention.native_id in skip or mention.native_id in edge:
+                        continue
+                    mentions.append(mention)
+                if more:
+                    sweep["page"] = paginator.current
+                elif self._narrow(sweep, body["nbPages"], body["nbHits"], times):
+                    narrowed.append(True)
+                else:
+                    finish(stream)
+                return Page(mentions, copy.deepcopy(state), errors)
+
+            yield from paginate(lambda number: self._window(query, sweep, number), paginator, page)
+            if not narrowed:
                 return
 
-    def _advance(self, sweep: dict, hits: list, pages: int, total: int, times: list[tuple[int, str]]) -> bool:
-        """Move the sweep to its next page; True when it has read everything in its window."""
-        if sweep["page"] + 1 < pages:
-            sweep["page"] += 1
-            return False
+    def _window(self, query: str, sweep: dict, number: int) -> dict:
+        """Page ``number`` of the sweep's window, its shape checked."""
+        body = self._get({"query": query, "tags": self.config["tags"],
+                          "numericFilters": f"created_at_i>={sweep['since']},created_at_i<={sweep['until']}",
+                          "hitsPerPage": self.config["hits_per_page"], "page": number})
+        for name, kind in (("hits", list), ("nbPages", int), ("nbHits", int)):
+            if not isinstance(body.get(name), kind):
+                raise FatalError(f"hackernews: search_by_date answered without a valid `{name}` "
+                                 f"(got {type(body.get(name)).__name__})")
+        return body
+
+    def _narrow(self, sweep: dict, pages: int, total: int, times: list[tuple[int, str]]) -> bool:
+        """Algolia paginates through the first 1,000 hits only: when the window holds more, narrow it
+        to what is older than the oldest second reached and start again at page 0 (True)."""
         reachable = pages * self.config["hits_per_page"]
         if total > reachable and times:
-            # Algolia paginates through the first 1,000 hits only: narrow the window to what is older.
             oldest = min(t for t, _ in times)
             if oldest > sweep["since"]:
                 if oldest >= sweep["until"]:
                     oldest = sweep["until"] - 1  # over 1,000 hits in one second: step past it
                 sweep["edge_seen"] = sorted(i for t, i in times if t == oldest)
                 sweep["until"], sweep["page"] = oldest, 0
-                return False
-        return True
+                return True
+        return False
 
     # --- mapping ---
 
     def _mention(self, hit: Any) -> tuple[Mention, int]:
         if not isinstance(hit, dict):
-            raise Unreadable("not an object")
+            raise ItemError(None, None, "not an object")
         object_id = hit.get("objectID")
         if not isinstance(object_id, str) or not object_id:
-            raise Unreadable("objectID: missing")
+            raise ItemError(None, "objectID", "missing")
         when = hit.get("created_at_i")
         if type(when) is int:
             created = datetime.fromtimestamp(when, tz=timezone.utc)
@@ -178,11 +183,11 @@ class HackerNewsSource(Source):
             try:
                 created = parse_time(hit.get("created_at"))
             except ValueError:
-                raise Unreadable("created_at_i: missing (and created_at is not a timestamp either)") from None
+                raise ItemError(None, "created_at_i", "missing (and created_at is not a timestamp either)") from None
             when = int(created.timestamp())
         author = hit.get("author")
         if not isinstance(author, str) or not author:
-            raise Unreadable("author: missing")
+            raise ItemError(None, "author", "missing")
         tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
         comment = "comment" in tags or (hit.get("comment_text") is not None and not hit.get("title"))
         if comment:
@@ -194,7 +199,8 @@ class HackerNewsSource(Source):
                 parts.append(url)
             text = "\n".join(p for p in parts if p)
         if not text:
-            raise Unreadable("comment_text: missing" if comment else "title: missing, and no story_text either")
+            raise ItemError(None, "comment_text" if comment else "title",
+                            "missing" if comment else "missing, and no story_text either")
         parent = hit.get("parent_id")
         return Mention(
             network=NETWORK, native_id=object_id, text=text, created_at=created,
@@ -229,7 +235,7 @@ def _string(hit: dict, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Unreadable(f"{key}: not a string ({type(value).__name__})")
+        raise ItemError(None, key, f"not a string ({type(value).__name__})")
     return value
 
 

@@ -28,18 +28,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Author, Engagement, FatalError, hookimpl, Mention, Page, RateLimitHeaders, RetriableError, Source,
-    utc)
-
-from ._social import (EnvSecret, ItemError, SourceSchema, brand_terms, count, fetch_streams, id_key, iso_time,
-                      missing_secret_message, need, unique)
+    AuthError, Author, brand_terms, chain_streams, count, Engagement, EnvSecret, FatalError, hookimpl, html_to_text,
+    id_key, ItemError, iso_time, link_param, Mention, missing_secret_message, need, Page, paginate, RateLimitHeaders,
+    RetriableError, Source, SourceSchema, TokenPaginator, unique, utc)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 MASTODON_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "iso")
@@ -110,7 +107,7 @@ class MastodonSource(Source):
         streams = [_Stream(f"tag:{t.lower()}", f"/api/v1/timelines/tag/{quote(t, safe='')}", limit)
                    for t in unique(t.lstrip("#") for t in tags if t.strip("# "))]
         if self.config["search"]:
-            for term in unique(self.config["search_terms"] or brand_terms(brand)):
+            for term in unique(self.config["search_terms"] or brand_terms(brand, handles=True)):
                 streams.append(_Stream(f"search:{term.lower()}", "/api/v2/search",
                                        {**limit, "q": term, "type": "statuses"},
                                        items=lambda body: body.get("statuses") if isinstance(body, dict) else None))
@@ -122,7 +119,7 @@ class MastodonSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        yield from fetch_streams(self.streams, cursor, self._poll)
+        yield from chain_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest status back to ``since`` (``max_id`` paging), per stream; each page's
@@ -133,18 +130,22 @@ class MastodonSource(Source):
             state = cursor.get(stream.key) or {}
             if state.get("done"):
                 continue
-            max_id = state.get("max_id")
-            while True:
-                response, items = self._page(stream, {"max_id": max_id} if max_id else {})
-                mentions, errors = self._read(items, stream)
-                older = [m for m in mentions if m.created_at < since]
-                mentions = [m for m in mentions if m.created_at >= since]
-                max_id = _link_id(response, "next", "max_id") or min(_ids(items), key=id_key, default=None)
-                done = not items or bool(older) or len(items) < self.config["limit"] or not max_id
-                cursor = {**cursor, stream.key: {"done": True} if done else {"max_id": max_id}}
-                yield Page(mentions, cursor, errors)
-                if done:
-                    break
+            paginator = TokenPaginator(_older, start=state.get("max_id"), more=lambda page: bool(page[1]))
+            for page in paginate(lambda max_id: self._page(stream, {"max_id": max_id} if max_id else {}), paginator,
+                                 lambda page, more: self._backfill_page(page, stream, since, paginator, cursor)):
+                cursor = page.cursor
+                yield page
+
+    def _backfill_page(self, page: tuple[Any, list[Any]], stream: _Stream, since: datetime,
+                       paginator: TokenPaginator, cursor: dict[str, Any]) -> Page:
+        mentions, errors = self._read(page[1], stream)
+        older = [m for m in mentions if m.created_at < since]
+        mentions = [m for m in mentions if m.created_at >= since]
+        if older or len(page[1]) < self.config["limit"]:
+            paginator.stop()  # reached ``since``, or a short page: the last
+        done = paginator.finished
+        return Page(mentions, {**cursor, stream.key: {"done": True} if done else {"max_id": paginator.current}},
+                    errors)
 
     def check(self) -> str:
         """Reach the instance, prove the token (if any) and its notifications scope, and say what would be read."""
@@ -182,19 +183,22 @@ class MastodonSource(Source):
 
     def _forward(self, stream: _Stream, cursor: dict[str, Any], min_id: str) -> Iterator[Page]:
         """Pages of what is newer than ``min_id``, oldest chunk first, until a short page."""
-        for _ in range(self.config["max_pages"]):
-            response, items = self._page(stream, {"min_id": min_id})
-            if not items:
-                return
-            mentions, errors = self._read(items, stream)
-            min_id = _link_id(response, "prev", "min_id") or max(_ids(items), key=id_key, default=None)
-            if not min_id:
+        run = {"cursor": cursor}
+
+        def page(response: tuple[Any, list[Any]], more: bool) -> Page | None:
+            if not response[1]:
+                return None
+            mentions, errors = self._read(response[1], stream)
+            newer = _newer(response)
+            if not newer:
                 raise FatalError(f"{self.context.instance}: {stream.path} gave items without ids and no Link "
                                  f"header: cannot tell where to go on from")
-            cursor = {**cursor, stream.key: {"min_id": min_id}}
-            yield Page(mentions, cursor, errors)
-            if len(items) < self.config["limit"]:
-                return  # a short page is the last
+            run["cursor"] = {**run["cursor"], stream.key: {"min_id": newer}}
+            return Page(mentions, run["cursor"], errors)
+
+        paginator = TokenPaginator(_newer, start=min_id, more=lambda page: len(page[1]) >= self.config["limit"])
+        yield from paginate(lambda token: self._page(stream, {"min_id": token}), paginator, page,
+                            max_pages=self.config["max_pages"])
 
     def _first_run(self, stream: _Stream, cursor: dict[str, Any], state: dict[str, Any]) -> Iterator[Page]:
         """From the newest status back to ``initial_lookback_hours`` ago (``max_id`` paging); the
@@ -204,24 +208,26 @@ class MastodonSource(Source):
         else:
             hours = self.config["initial_lookback_hours"]
             floor, max_id, newest = (self.http.clock() - hours * 3600 if hours else None), None, None
-        for _ in range(self.config["max_pages"]):
-            response, items = self._page(stream, {"max_id": max_id} if max_id else {})
+        run = {"cursor": cursor, "newest": newest}
+        paginator = TokenPaginator(_older, start=max_id, more=lambda page: len(page[1]) >= self.config["limit"])
+
+        def page(response: tuple[Any, list[Any]], more: bool) -> Page | None:
+            items = response[1]
             if not items:
-                if newest:
-                    yield Page([], {**cursor, stream.key: {"min_id": newest}})
-                return
-            newest = newest or _link_id(response, "prev", "min_id") or max(_ids(items), key=id_key, default=None)
+                return Page([], {**run["cursor"], stream.key: {"min_id": run["newest"]}}) if run["newest"] else None
+            run["newest"] = run["newest"] or _newer(response)
             mentions, errors = self._read(items, stream)
-            reached = floor is not None and any(m.created_at.timestamp() < floor for m in mentions)
+            if floor is not None and any(m.created_at.timestamp() < floor for m in mentions):
+                paginator.stop()  # reached initial_lookback_hours ago
             if floor is not None:
                 mentions = [m for m in mentions if m.created_at.timestamp() >= floor]
-            max_id = _link_id(response, "next", "max_id") or min(_ids(items), key=id_key, default=None)
-            done = reached or len(items) < self.config["limit"] or not max_id
-            after = {"min_id": newest} if done else {"max_id": max_id, "newest": newest, "floor": floor}
-            cursor = {**cursor, stream.key: after}
-            yield Page(mentions, cursor, errors)
-            if done:
-                return
+            after = {"min_id": run["newest"]} if paginator.finished else \
+                {"max_id": paginator.current, "newest": run["newest"], "floor": floor}
+            run["cursor"] = {**run["cursor"], stream.key: after}
+            return Page(mentions, run["cursor"], errors)
+
+        yield from paginate(lambda token: self._page(stream, {"max_id": token} if token else {}), paginator, page,
+                            max_pages=self.config["max_pages"])
 
     def _page(self, stream: _Stream, extra: dict[str, str]) -> tuple[Any, list[Any]]:
         response = self._get(stream.path, {**stream.params, **extra})
@@ -338,60 +344,14 @@ def status_text(status: dict[str, Any], item: str) -> str:
     return f"{spoiler}\n\n{body}".strip() if spoiler else body
 
 
-class _StatusHTML(HTMLParser):
-    """Mastodon's status HTML as text: paragraphs and breaks kept, mentions and hashtags as written,
-    other links as their full address (their visible text is cut with invisible/ellipsis spans)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.link: tuple[str, bool, list[str]] | None = None  # (href, is a mention or hashtag, text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._close_link()
-            found = dict(attrs)
-            classes = (found.get("class") or "").split()
-            self.link = (found.get("href") or "", "mention" in classes or "hashtag" in classes, [])
-        elif tag == "br":
-            self._emit("\n")
-        elif tag == "p":
-            self._close_link()
-            if self.out:
-                self.out.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("a", "p"):
-            self._close_link()
-
-    def handle_data(self, data: str) -> None:
-        self._emit(data)
-
-    def _emit(self, text: str) -> None:
-        (self.link[2] if self.link else self.out).append(text)
-
-    def _close_link(self) -> None:
-        if self.link is None:
-            return
-        href, as_written, parts = self.link
-        self.link = None
-        text = "".join(parts)
-        self.out.append(text if as_written or not href.startswith(("http://", "https://")) else href)
-
-    def text(self) -> str:
-        self._close_link()
-        lines = (line.strip() for line in "".join(self.out).split("\n"))
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+def _newer(page: tuple[Any, list[Any]]) -> str | None:
+    """Where the statuses newer than a page start: its ``Link: rel="prev"`` ``min_id``, else its newest id."""
+    return link_param(page[0], "prev", "min_id") or max(_ids(page[1]), key=id_key, default=None)
 
 
-def html_to_text(html: str) -> str:
-    """Plain text of a status's HTML content."""
-    if "<" not in html and "&" not in html:
-        return html.strip()
-    parser = _StatusHTML()
-    parser.feed(html)
-    parser.close()
-    return parser.text()
+def _older(page: tuple[Any, list[Any]]) -> str | None:
+    """Where the statuses older than a page start: its ``Link: rel="next"`` ``max_id``, else its oldest id."""
+    return link_param(page[0], "next", "max_id") or min(_ids(page[1]), key=id_key, default=None)
 
 
 def _ref(host: str, status_id: Any) -> str | None:
@@ -400,13 +360,6 @@ def _ref(host: str, status_id: Any) -> str | None:
 
 def _ids(items: list[Any]) -> list[str]:
     return [i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)]
-
-
-def _link_id(response, rel: str, param: str) -> str | None:
-    """``param`` of the ``rel`` link in the response's ``Link`` header, if there is one."""
-    url = (response.links.get(rel) or {}).get("url")
-    values = parse_qs(urlsplit(url).query).get(param) if url else None
-    return values[0] if values else None
 
 
 @hookimpl

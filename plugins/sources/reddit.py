@@ -31,10 +31,9 @@ from typing import Any, Iterator
 from marshmallow import fields, validate
 
 from socialcrm import (
-    __version__, AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, Mention, Page, RateLimitHeaders,
-    Source, utc)
-
-from ._social import EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, fetch_streams, need
+    __version__, AuthError, Author, brand_terms, chain_streams, ConfigError, count, Engagement, EnvSecret, epoch_time,
+    FatalError, hookimpl, ItemError, Mention, need, Page, paginate, RateLimitHeaders, Source, SourceSchema,
+    StreamCursor, TokenPaginator, utc, Watermark)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 REDDIT_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "delta")
@@ -86,7 +85,8 @@ class RedditSource(Source):
     def __init__(self, config: dict[str, Any], context):
         super().__init__(config, context)
         brand = context.brand
-        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in brand_terms(brand))
+        terms = brand_terms(brand, handles=True)  # people write u/name on Reddit
+        self.query = config["query"] or " OR ".join(f'"{t}"' if " " in t else t for t in terms)
         self.watched = {_sub(s).lower() for s in config["watch_subreddits"]}
         self.brand_users = {h.lstrip("@").lower() for h in brand.handles}
         self.streams = self._streams()
@@ -124,7 +124,7 @@ class RedditSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        yield from fetch_streams(self.streams, cursor, self._poll)
+        yield from chain_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest item back to ``since``, per stream; each page's cursor resumes the
@@ -137,18 +137,22 @@ class RedditSource(Source):
             state = cursor.get(stream.key) or {}
             if state.get("done"):
                 continue
-            after = state.get("after")
             extra = {"t": window} if stream.searchable else {}
-            while True:
-                listing = self._listing(stream, after, extra)
-                mentions, errors, oldest = self._read(listing, stream)
-                mentions = [m for m in mentions if m.created_at.timestamp() >= floor]
-                after = listing.get("after")
-                done = not after or (oldest is not None and oldest < floor)
-                cursor = {**cursor, stream.key: {"done": True} if done else {"after": after}}
-                yield Page(mentions, cursor, errors)
-                if done:
-                    break
+            paginator = TokenPaginator(lambda listing: listing.get("after"), start=state.get("after"))
+            for page in paginate(lambda after: self._listing(stream, after, extra), paginator,
+                                 lambda listing, more: self._backfill_page(listing, stream, floor, paginator, cursor)):
+                cursor = page.cursor
+                yield page
+
+    def _backfill_page(self, listing: dict[str, Any], stream: _Stream, floor: float, paginator: TokenPaginator,
+                       cursor: dict[str, Any]) -> Page:
+        mentions, errors, oldest = self._read(listing, stream)
+        mentions = [m for m in mentions if m.created_at.timestamp() >= floor]
+        if oldest is not None and oldest < floor:
+            paginator.stop()  # reached ``since``
+        done = paginator.finished
+        return Page(mentions, {**cursor, stream.key: {"done": True} if done else {"after": paginator.current}},
+                    errors)
 
     def check(self) -> str:
         """Get a token and read one item, to prove the app's credentials and the User-Agent work."""
@@ -170,22 +174,25 @@ class RedditSource(Source):
         else:  # a first run reaches back initial_lookback_hours (0: as far as the listing goes)
             hours = self.config["initial_lookback_hours"]
             watermark, seen = (self.http.clock() - hours * 3600 if hours else None), []
-        after, newest, newest_seen = state.get("after"), state.get("newest"), state.get("newest_seen", [])
-        for _ in range(self.config["max_pages"]):
-            listing = self._listing(stream, after)
+        mark = Watermark(watermark, seen)
+        run = {"newest": state.get("newest"), "newest_seen": state.get("newest_seen", [])}
+        position = StreamCursor(cursor, stream.key)
+        paginator = TokenPaginator(lambda listing: listing.get("after"), start=state.get("after"))
+
+        def page(listing: dict[str, Any], more: bool) -> Page | None:
             mentions, errors, oldest = self._read(listing, stream)
-            if watermark is not None:
-                # Things made in the watermark's very second may be new: those not seen then are kept.
-                mentions = [m for m in mentions if _when(m) > watermark
-                            or (_when(m) == watermark and m.native_id not in seen)]
+            # Things made in the watermark's very second may be new: those not seen then are kept.
+            mentions = [m for m in mentions if mark.is_new(_when(m), m.native_id)]
+            newest = run["newest"]
             if newest is None and mentions:
-                newest = max(_when(m) for m in mentions)  # listings run newest first
-            newest_seen = [*newest_seen, *(m.native_id for m in mentions if _when(m) == newest)]
-            reached = watermark is not None and oldest is not None and oldest < watermark
-            after = listing.get("after")
-            more = bool(after) and not reached
+                newest = run["newest"] = max(_when(m) for m in mentions)  # listings run newest first
+            run["newest_seen"] = newest_seen = [*run["newest_seen"],
+                                                *(m.native_id for m in mentions if _when(m) == newest)]
+            if more and mark.value is not None and oldest is not None and oldest < mark.value:
+                paginator.stop()  # reached what the last run took
+                more = False
             if more:  # resuming goes on after this page, with the run's watermark and newest time
-                new_state = _present(watermark=watermark, seen=seen, after=after, newest=newest,
+                new_state = _present(watermark=watermark, seen=seen, after=paginator.current, newest=newest,
                                      newest_seen=newest_seen)
             elif newest is not None:
                 at_newest = [*seen, *newest_seen] if newest == watermark else newest_seen
@@ -193,13 +200,11 @@ class RedditSource(Source):
             elif watermark is not None:
                 new_state = _present(watermark=watermark, seen=seen)
             else:
-                return  # nothing yet on a first run: stay without a cursor
-            if mentions or errors or new_state != state:
-                cursor = {**cursor, stream.key: new_state}
-                yield Page(mentions, cursor, errors)
-            state = new_state
-            if not more:
-                return
+                return None  # nothing yet on a first run: stay without a cursor
+            return position.move(new_state, mentions, errors)
+
+        yield from paginate(lambda after: self._listing(stream, after), paginator, page,
+                            max_pages=self.config["max_pages"])
 
     def _listing(self, stream: _Stream, after: str | None, extra: dict[str, str] | None = None) -> dict[str, Any]:
         params = {**stream.params, **(extra or {}), **({"after": after} if after else {})}

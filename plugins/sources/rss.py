@@ -34,10 +34,8 @@ import feedparser
 from marshmallow import fields, validate
 
 from socialcrm import (
-    AuthError, Author, FatalError, hookimpl, html_to_text, Mention, Page, quick, RetriableError, Source, stamp,
-    unreachable)
-
-from ._social import SourceSchema, Unreadable
+    AuthError, Author, FatalError, hookimpl, html_to_text, ItemError, Mention, Page, quick, RetriableError, Source,
+    SourceSchema, stamp, unreachable)
 
 NETWORK = "rss"
 MAX_TEXT = 5000
@@ -185,7 +183,7 @@ class RssSource(Source):
                 mentions.append(Mention(
                     network=NETWORK, native_id=native_id, text=_entry_text(entry), created_at=created,
                     author=author, url=entry.get("link"), lang=lang, raw=_raw(entry, url)))
-            except Unreadable as exc:
+            except ItemError as exc:
                 errors.append(f"feed {url} entry {number}: {exc}")
         return mentions, errors, ids
 
@@ -196,7 +194,7 @@ class RssSource(Source):
 def _entry_id(entry: Any) -> str:
     value = entry.get("id") or entry.get("link")
     if not isinstance(value, str) or not value.strip():
-        raise Unreadable("id: missing (no guid/id and no link)")
+        raise ItemError(None, "id", "missing (no guid/id and no link)")
     value = value.strip()
     return value if len(value) <= MAX_ID else "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -233,7 +231,7 @@ def _entry_text(entry: Any) -> str:
         summary = summary[len(title.strip()):].lstrip(" :—-\n")
     text = " — ".join(part for part in (title.strip(), summary) if part)
     if not text:
-        raise Unreadable("title and summary: both missing")
+        raise ItemError(None, "title and summary", "both missing")
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "\u2026"
 
 

@@ -30,10 +30,9 @@ from typing import Any, Iterator
 from marshmallow import fields, validate, validates_schema, ValidationError
 
 from socialcrm import (
-    AuthError, Author, ConfigError, Engagement, FatalError, hookimpl, isoformat, Mention, Page, RateLimitHeaders,
-    Source, utc)
-
-from ._social import EnvSecret, ItemError, SourceSchema, count, fetch_streams, id_key, iso_time, need, unique
+    AuthError, Author, chain_streams, ConfigError, count, Engagement, EnvSecret, expand_links as expand_spans,
+    FatalError, hookimpl, id_key, isoformat, ItemError, iso_time, Mention, need, Page, paginate, RateLimitHeaders,
+    Source, SourceSchema, spans_of, StreamCursor, TokenPaginator, unique, utc)
 
 #: Where the vendor says how much of its rate limit is left and when it resets.
 X_STYLE = RateLimitHeaders("x-rate-limit-remaining", "x-rate-limit-reset", "epoch")
@@ -131,7 +130,7 @@ class XSource(Source):
     # --- the Source contract ---
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
-        yield from fetch_streams(self.streams, cursor, self._poll)
+        yield from chain_streams(self.streams, cursor, self._poll)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
         """Pages from the newest post back to ``since``, per stream; each page's cursor resumes the
@@ -154,17 +153,16 @@ class XSource(Source):
                 params["query"] = self.query
             if state.get("until_id"):
                 params["until_id"] = state["until_id"]
-            token = None
-            while True:
-                body = self._get(stream, {**params, **({stream.token_param: token} if token else {})})
-                mentions, errors = self._read(body, stream)
-                meta = body.get("meta") or {}
-                token = meta.get("next_token")
-                oldest = meta.get("oldest_id") or _oldest_id(body)
-                cursor = {**cursor, stream.key: {"until_id": oldest} if token and oldest else {"done": True}}
-                yield Page(mentions, cursor, errors)
-                if not (token and oldest):
-                    break
+            paginator = TokenPaginator(_next_token)
+            for page in paginate(lambda token: self._get(stream, self._with_token(stream, params, token)), paginator,
+                                 lambda body, more: self._backfill_page(body, more, stream, cursor)):
+                cursor = page.cursor
+                yield page
+
+    def _backfill_page(self, body: dict[str, Any], more: bool, stream: _Stream, cursor: dict[str, Any]) -> Page:
+        mentions, errors = self._read(body, stream)
+        oldest = (body.get("meta") or {}).get("oldest_id") or _oldest_id(body)
+        return Page(mentions, {**cursor, stream.key: {"until_id": oldest} if more else {"done": True}}, errors)
 
     def check(self) -> str:
         """Look the brand account up (or run one small search) to prove the bearer token works."""
@@ -195,27 +193,27 @@ class XSource(Source):
         for name, value in (("since_id", since), ("start_time", start), ("until_id", state.get("until_id"))):
             if value:
                 params[name] = value
-        token = None
-        for _ in range(self.config["max_pages"]):
-            body = self._get(stream, {**params, **({stream.token_param: token} if token else {})})
+        run, position = {"newest": newest}, StreamCursor(cursor, stream.key)
+
+        def page(body: dict[str, Any], more: bool) -> Page | None:
             meta = body.get("meta") or {}
-            newest = newest or meta.get("newest_id") or _newest_id(body)  # the run's first page has it
+            run["newest"] = run["newest"] or meta.get("newest_id") or _newest_id(body)  # the run's first page has it
             mentions, errors = self._read(body, stream)
-            token = meta.get("next_token")
-            oldest = meta.get("oldest_id") or _oldest_id(body)
-            more = bool(token and oldest)
             if more:  # resuming asks for what is older than this page, within the run's bounds
-                after = _present(since_id=since, start_time=start, until_id=oldest, newest_id=newest)
-            elif newest or since:
-                after = {"since_id": newest or since}
+                after = _present(since_id=since, start_time=start, until_id=meta.get("oldest_id") or _oldest_id(body),
+                                 newest_id=run["newest"])
+            elif run["newest"] or since:
+                after = {"since_id": run["newest"] or since}
             else:
-                return  # nothing on a first run: stay without a cursor
-            if mentions or errors or after != state:
-                cursor = {**cursor, stream.key: after}
-                yield Page(mentions, cursor, errors)
-            state = after
-            if not more:
-                return
+                return None  # nothing on a first run: stay without a cursor
+            return position.move(after, mentions, errors)
+
+        yield from paginate(lambda token: self._get(stream, self._with_token(stream, params, token)),
+                            TokenPaginator(_next_token), page, max_pages=self.config["max_pages"])
+
+    @staticmethod
+    def _with_token(stream: _Stream, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        return {**params, **({stream.token_param: token} if token else {})}
 
     def _first_run_start(self, stream: _Stream) -> str | None:
         """``start_time`` for a first run: ``initial_lookback_hours`` back (0: all the API keeps)."""
@@ -347,13 +345,14 @@ def post_to_mention(post: dict[str, Any], users: dict[str, dict], posts: dict[st
 def expand_links(text: str, entities: Any) -> str:
     """Replace each t.co link in ``text`` with the address it stands for (``expanded_url``)."""
     urls = entities.get("urls") if isinstance(entities, dict) else None
+    links = []
     for entity in urls or []:
         if not isinstance(entity, dict):
             continue
         short, full = entity.get("url"), entity.get("unwound_url") or entity.get("expanded_url")
         if isinstance(short, str) and short and isinstance(full, str) and full:
-            text = text.replace(short, full)
-    return text
+            links += [(start, end, full) for start, end in spans_of(text, short)]
+    return expand_spans(text, links)
 
 
 def _full_text(post: dict[str, Any], item: str) -> str:
@@ -381,6 +380,12 @@ def _author(author_id: Any, users: dict[str, dict], item: str) -> Author:
 
 def _present(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v}
+
+
+def _next_token(body: dict[str, Any]) -> str | None:
+    """``meta.next_token``, when the page also says where it ends (without ``oldest_id`` it cannot resume)."""
+    meta = body.get("meta") or {}
+    return meta.get("next_token") if meta.get("oldest_id") or _oldest_id(body) else None
 
 
 def _ref(post_id: str | None) -> str | None:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from socialcrm import Author, Engagement, FatalError, Mention, Page, Source, StrictSchema, hookimpl
+from socialcrm import (Author, Engagement, FatalError, Mention, Page, Source, StrictSchema, TokenPaginator, hookimpl,
+                       paginate)
 
 REGULAR_POST = 1  # Discourse post_type: 1 regular, 2 moderator action, 3 small action, 4 whisper
 
@@ -87,23 +88,31 @@ class ForumSource(Source):
         skipped; only the first run, with nothing stored yet, stops after ``first_run_pages``.
         """
         posts: list[dict[str, Any]] = []
-        page_size, before, pages = 1, None, 0
-        while True:
-            batch = self._latest(before)
-            pages += 1
-            page_size = max(page_size, len(batch))
+        sizes = [1]
+        # ``before`` is the oldest id of the page just read; an empty page is the forum's first post.
+        paginator = TokenPaginator(lambda batch: self._older_than(batch, paginator.current), more=bool)
+
+        def keep(batch: list[dict[str, Any]], more: bool) -> None:
+            sizes.append(len(batch))
             fresh = [p for p in batch if last_id is None or p["id"] > last_id]
             posts.extend(fresh)
-            if not batch or len(fresh) < len(batch):
-                return posts, page_size  # reached the posts already stored, or the forum's first post
-            if last_id is None and pages >= self.config["first_run_pages"]:
-                self.log.info("first run: read %d pages of history (first_run_pages)", pages)
-                return posts, page_size
-            oldest = min(p["id"] for p in batch)
-            if before is not None and oldest >= before:
-                raise FatalError(f"{self.base_url}/posts.json?before={before} answered posts that are not older; "
-                                  "stopping instead of looping")
-            before = oldest
+            if len(fresh) < len(batch):
+                paginator.stop()  # reached the posts already stored
+
+        first_run_pages = self.config["first_run_pages"] if last_id is None else None
+        # ``paginate`` runs the requests (refusing a ``before`` that repeats); keep() only collects.
+        list(paginate(self._latest, paginator, keep, max_pages=first_run_pages))
+        if not paginator.finished:
+            self.log.info("first run: read %d pages of history (first_run_pages)", paginator.pages)
+        return posts, max(sizes)
+
+    def _older_than(self, batch: list[dict[str, Any]], before: int | None) -> int:
+        """The ``before`` of the page after ``batch``; the paginator refuses one that repeats."""
+        oldest = min(p["id"] for p in batch)
+        if before is not None and oldest > before:
+            raise FatalError(f"{self.base_url}/posts.json?before={before} answered posts that are not older; "
+                             "stopping instead of looping")
+        return oldest
 
     @staticmethod
     def _is_readable(post: dict[str, Any]) -> bool:
