@@ -22,10 +22,10 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from socialcrm.core.sdk.model import Page, mention_from_json
 from socialcrm.core.engine.pipeline import ListenStats
+from socialcrm.core.store import WriteConflict
 
 from .auth import public
 from .errors import abort, field_errors, summary
@@ -119,7 +119,7 @@ def receive(headers: dict[str, Any], name: str):
     with st.ingest_lock:
         try:
             st.pipeline.ingest(name, Page(mentions, None), stats, cursor_key=WEBHOOK_CURSOR_PREFIX + name)
-        except IntegrityError:
+        except WriteConflict:
             # Another process stored the same mentions between our check and our write: read again,
             # and they count as duplicates.
             stats = ListenStats()

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from socialcrm.core.sdk.model import Record, mention_from_json
-from socialcrm.core.store import Outcome, Store
+from socialcrm.core.engine.capture import count_stored_repeats
+from socialcrm.core.store import Outcome, Store, testrows
 
 NOW = 1_800_000_000.0
 
@@ -16,15 +17,15 @@ def make_records(n, sinks=("desk",), start=0):
 
 
 def save(store, records, cursor=None, mentions=()):
-    with store.begin() as conn:
-        return store.save_page(conn, "src", cursor, list(mentions), records, {}, now=NOW)
+    with store.page() as tx:
+        return tx.save_page("src", cursor, list(mentions), records, {}, now=NOW)
 
 
 def test_a_page_and_its_cursor_are_one_transaction(store, mention_json):
     mention = mention_from_json(mention_json("1", "hi"))
     with pytest.raises(RuntimeError):
-        with store.begin() as conn:
-            store.save_page(conn, "src", {"offset": 10}, [mention], make_records(1), {}, now=NOW)
+        with store.page() as tx:
+            tx.save_page("src", {"offset": 10}, [mention], make_records(1), {}, now=NOW)
             raise RuntimeError("crash before commit")
     assert store.get_cursor("src") is None
     assert store.counts() == {"mentions": 0, "records": 0, "outbox": 0}
@@ -89,8 +90,8 @@ def test_concurrent_delivery_loops_never_claim_the_same_row(store_url):
 
 def test_reposts_update_the_stored_record(store):
     save(store, make_records(1))
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], [], {"x:0": 3}, now=NOW)
+    with store.page() as tx:
+        tx.save_page("src", None, [], [], {"x:0": 3}, now=NOW)
     assert store.get_record("x:0").reposts == 3
     assert store.get_record("x:404") is None
 
@@ -113,7 +114,7 @@ def test_claims_and_the_backlog_count_read_only_open_rows_through_their_index(tm
     store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
     plans = {}
 
-    @event.listens_for(store.engine, "before_cursor_execute")
+    @event.listens_for(testrows.engine(store), "before_cursor_execute")
     def explain(conn, cursor, statement, parameters, context, executemany):
         if "FROM outbox" in statement and not executemany:
             rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
@@ -142,10 +143,11 @@ def test_a_saved_page_reads_back_exactly(store, mention_json):
 
 
 def test_near_identical_posts_are_counted_across_pages(store):
-    """The fingerprint table remembers who posted what between pages (first page inserts, later ones update)."""
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u1"), ("fp-a", "x:u2"), (None, "x:u3")], now=NOW) == [0, 1, 0]
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u3"), ("fp-a", "x:u1"), ("fp-b", "x:u1")], now=NOW + 1) == [2, 2, 0]
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u4"), ("fp-b", "x:u2")], now=NOW + 2) == [3, 1]
+    """The fingerprint table remembers who posted what between pages (first page inserts, later ones update):
+    the store keeps the counts, the engine's capture stage counts."""
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u1"), ("fp-a", "x:u2"), (None, "x:u3")], now=NOW) == [0, 1, 0]
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u3"), ("fp-a", "x:u1"), ("fp-b", "x:u1")], now=NOW + 1) == [2, 2, 0]
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u4"), ("fp-b", "x:u2")], now=NOW + 2) == [3, 1]

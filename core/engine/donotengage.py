@@ -12,13 +12,11 @@ import hmac
 from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
-from sqlalchemy.engine import Connection
-
 from socialcrm.core.sdk.model import Record
 
 if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.engine.config import ApiConfig
-    from socialcrm.core.store import Store
+    from socialcrm.core.store import Store, Transaction
 
 REASON = "do-not-engage: the author is on the do-not-engage list, so the record goes to no sink"
 
@@ -48,7 +46,7 @@ def configured_keys(api: "ApiConfig") -> frozenset[str]:
     return _configured(tuple(api.do_not_engage), api.hash_salt)
 
 
-def hold_back(store: "Store", conn: Connection, records: Sequence[Record], api: "ApiConfig") -> int:
+def hold_back(store: "Store", conn: "Transaction", records: Sequence[Record], api: "ApiConfig") -> int:
     """Empty the route of every record whose author is on the list (config or store), with a reason.
 
     Runs after routing, inside the transaction that stores the records. Returns how many were held back.
