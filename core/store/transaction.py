@@ -28,11 +28,11 @@ class WriteConflict(Exception):
 
 
 class Transaction:
-    """Reads and writes inside one open transaction (the store's modules reach ``connection``)."""
+    """Reads and writes inside one open transaction."""
 
     def __init__(self, db: Database, connection: Connection):
         self.db = db
-        self.connection = connection
+        self._connection = connection
         self._stored_prints: set[str] = set()
 
     def known(self, mention_ids: Sequence[str], record_ids: Sequence[str]) -> tuple[set, set]:
@@ -40,10 +40,10 @@ class Transaction:
         seen_mentions: set[str] = set()
         seen_records: set[str] = set()
         for chunk in chunks(list(set(mention_ids))):
-            seen_mentions.update(self.connection.execute(select(mentions.c.id).where(mentions.c.id.in_(chunk)))
+            seen_mentions.update(self._connection.execute(select(mentions.c.id).where(mentions.c.id.in_(chunk)))
                                  .scalars())
         for chunk in chunks(list(set(record_ids))):
-            seen_records.update(self.connection.execute(select(records.c.id).where(records.c.id.in_(chunk)))
+            seen_records.update(self._connection.execute(select(records.c.id).where(records.c.id.in_(chunk)))
                                 .scalars())
         return seen_mentions, seen_records
 
@@ -51,7 +51,7 @@ class Transaction:
         """Which of these author keys are on the stored do-not-engage list."""
         found: set[str] = set()
         for chunk in chunks(list(set(author_keys))):
-            found.update(self.connection.execute(select(do_not_engage.c.author_key)
+            found.update(self._connection.execute(select(do_not_engage.c.author_key)
                                                  .where(do_not_engage.c.author_key.in_(chunk))).scalars())
         return found
 
@@ -59,7 +59,7 @@ class Transaction:
         """The stored counts of these text fingerprints: ``{fingerprint: (posts, up to 20 author keys)}``."""
         known: dict[str, tuple[int, list[str]]] = {}
         for chunk in chunks(sorted(set(wanted))):
-            for fp, posts, authors in self.connection.execute(
+            for fp, posts, authors in self._connection.execute(
                     select(fingerprints.c.fingerprint, fingerprints.c.posts, fingerprints.c.authors)
                     .where(fingerprints.c.fingerprint.in_(chunk))):
                 known[fp] = (posts, json.loads(authors))
@@ -71,10 +71,10 @@ class Transaction:
         this transaction are updated, the others inserted."""
         now = time.time() if now is None else now
         bulk, stored = self.db.bulk, self._stored_prints
-        bulk.insert(self.connection, fingerprints, _FINGERPRINT_COLUMNS,
+        bulk.insert(self._connection, fingerprints, _FINGERPRINT_COLUMNS,
                     [(fp, posts, json.dumps(authors), now) for fp, (posts, authors) in counts.items()
                      if fp not in stored])
-        bulk.update(self.connection, fingerprints, "fingerprint", _FINGERPRINT_COLUMNS[1:],
+        bulk.update(self._connection, fingerprints, "fingerprint", _FINGERPRINT_COLUMNS[1:],
                     [(posts, json.dumps(authors), now, fp) for fp, (posts, authors) in counts.items() if fp in stored])
         stored.update(counts)
 
@@ -82,7 +82,7 @@ class Transaction:
                   reposts: dict[str, int], now: float | None = None, error: str | None = None) -> int:
         """Write a page's mentions, records, outbox rows, repost counts and cursor; returns outbox rows."""
         now = time.time() if now is None else now
-        conn, bulk = self.connection, self.db.bulk
+        conn, bulk = self._connection, self.db.bulk
         bulk.insert(conn, mentions, MENTION_COLUMNS, [mention_row(m, now) for m in new_mentions])
         bulk.insert(conn, records, RECORD_COLUMNS, [record_row(r, now) for r in new_records])
         rows = [row for r in new_records for row in new_outbox_rows(r.id, r.priority, r.route, now)]
