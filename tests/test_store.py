@@ -8,7 +8,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, se
 
 from socialcrm.core.sdk.model import Author, Record, mention_from_json
 from socialcrm.core.engine.capture import count_stored_repeats
-from socialcrm.core.store import Outcome, Store, testrows
+from socialcrm.core.store import Outcome, Store, WriteConflict, testrows
 from socialcrm.core.store.schema import audit
 
 NOW = 1_800_000_000.0
@@ -209,3 +209,14 @@ def test_an_old_layout_database_opens_with_its_audit_history_found(store_url):
         assert reopened.erase_author("x", "carol", "dpo", "key", now=NOW)["audit_redacted"] == 1
     finally:
         reopened.close()
+
+
+def test_a_page_clashing_with_rows_another_writer_stored_is_a_write_conflict(store, mention_json):
+    """Two writers that both read a mention as new: the second page's transaction fails as a whole, saying so."""
+    mention = mention_from_json(mention_json("1", "hi"))
+    save(store, [], {"offset": 1}, [mention])
+    with pytest.raises(WriteConflict, match="another writer stored some of this page's rows first"):
+        with store.page() as tx:
+            assert tx.known([mention.id], []) == ({mention.id}, set())
+            tx.save_page("src", {"offset": 2}, [mention], make_records(1), {}, now=NOW)
+    assert store.get_cursor("src") == {"offset": 1} and store.counts()["records"] == 0
