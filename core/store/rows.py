@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 from sqlalchemy import func
 
-from socialcrm.core.sdk.model import Record, utc
+from socialcrm.core.sdk.model import Mention, Record, utc
 
 MENTION_COLUMNS = ("id", "network", "source", "native_id", "created_at", "author_id", "author_handle", "text", "lang",
                    "repost_of", "raw", "captured_at")
@@ -22,9 +22,8 @@ def naive_utc(value: datetime) -> datetime:
     return utc(value).replace(tzinfo=None)
 
 
-def mention_row(mention: Any, now: float) -> tuple:
+def mention_row(m: Mention, now: float) -> tuple:
     """A mention as a row of the mentions table, in ``MENTION_COLUMNS`` order."""
-    m = mention
     return (m.id, m.network, m.source, m.native_id, naive_utc(m.created_at), m.author.id, m.author.handle, m.text,
             m.lang, m.repost_of, raw_text(m.raw), now)
 
