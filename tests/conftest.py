@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.plugins import default_manager
-from socialcrm.core.store import Store, mentions as mentions_table
+from socialcrm.core.store import Store, Transaction, testrows
+from socialcrm.core.store.schema import mentions as mentions_table
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("SOCIALCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -199,15 +200,15 @@ def kill_while_storing(monkeypatch):
     """``kill_while_storing(pipeline, page)``: the process is killed (``KeyboardInterrupt``) while
     ``pipeline`` stores its ``page``-th page, so only the pages before it are stored."""
     def arm(pipeline, page: int) -> None:
-        real_save, saves = pipeline.store.save_page, []
+        real_save, saves = Transaction.save_page, []
 
-        def killed(*args, **kwargs):
-            saves.append(args[2])
+        def killed(tx, *args, **kwargs):
+            saves.append(args[1])
             if len(saves) == page:
                 raise KeyboardInterrupt("killed")
-            return real_save(*args, **kwargs)
+            return real_save(tx, *args, **kwargs)
 
-        monkeypatch.setattr(pipeline.store, "save_page", killed)
+        monkeypatch.setattr(Transaction, "save_page", killed)
     return arm
 
 
@@ -215,8 +216,7 @@ def kill_while_storing(monkeypatch):
 def stored_ids():
     """``stored_ids(pipeline)``: the native ids of the mentions in the pipeline's store, sorted."""
     def ids(pipeline) -> list[str]:
-        with pipeline.store.engine.connect() as conn:
-            return sorted(conn.execute(select(mentions_table.c.native_id)).scalars())
+        return sorted(testrows.scalars(pipeline.store, select(mentions_table.c.native_id)))
     return ids
 
 

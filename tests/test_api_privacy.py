@@ -6,13 +6,14 @@ import logging
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from socialcrm.core.cli.main import main
 from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.donotengage import author_key
 from socialcrm.core.sdk.errors import ConfigError
-from socialcrm.core.store import audit, feedback, mentions, outbox, records
+from socialcrm.core.store import testrows
+from socialcrm.core.store.schema import audit, feedback, mentions, outbox, records
 
 
 def _by(mention_json, native_id, handle, text="@BrightwaveHelp my WaveBox doesn't work, help", network="x"):
@@ -30,11 +31,7 @@ def _seed(api, mention_json):
 
 
 def _rows(api, table, **where):
-    query = select(func.count()).select_from(table)
-    for column, value in where.items():
-        query = query.where(table.c[column] == value)
-    with api.store.engine.connect() as conn:
-        return conn.execute(query).scalar_one()
+    return testrows.count(api.store, table, **where)
 
 
 def test_erasure_removes_everything_about_one_author_and_audits_without_the_handle(api, mention_json):
@@ -47,9 +44,8 @@ def test_erasure_removes_everything_about_one_author_and_audits_without_the_hand
         assert _rows(api, table) == 2  # dave on x, carol on reddit (another network: another person)
     assert api.store.get_record("x:3") is not None and api.store.get_record("reddit:4") is not None
     assert _rows(api, outbox, record_id="x:1") == 0 and _rows(api, feedback) == 0
-    with api.store.engine.connect() as conn:
-        entries = conn.execute(select(audit).order_by(audit.c.id)).mappings().all()
-        raw = conn.execute(select(mentions.c.raw).where(mentions.c.network == "x")).scalars().all()
+    entries = testrows.rows(api.store, select(audit).order_by(audit.c.id))
+    raw = testrows.scalars(api.store, select(mentions.c.raw).where(mentions.c.network == "x"))
     assert all("carol" not in (r or "").lower() for r in raw)
     erasure = entries[-1]
     assert erasure["action"] == "author.erase" and erasure["actor"] == "ops"
@@ -79,8 +75,7 @@ def test_erase_command(api, mention_json, write_config, api_env):
     refused = CliRunner().invoke(main, ["erase", "--config", str(path), "--author", "dave", "--network", "x"],
                                  input="n\n")
     assert refused.exit_code == 1 and api.store.get_record("x:3") is not None
-    with api.store.engine.connect() as conn:
-        actors = conn.execute(select(audit.c.actor).where(audit.c.action == "author.erase")).scalars().all()
+    actors = testrows.scalars(api.store, select(audit.c.actor).where(audit.c.action == "author.erase"))
     assert actors == ["dpo"]
 
 

@@ -5,7 +5,8 @@ import json
 
 from sqlalchemy import select
 
-from socialcrm.core.store import audit, feedback, outbox
+from socialcrm.core.store import testrows
+from socialcrm.core.store.schema import audit, feedback, outbox
 
 
 def _mention(mention_json, native_id, text, when="2026-09-20T10:00:00Z", handle=None, network="x"):
@@ -132,9 +133,8 @@ def test_feedback_corrects_audits_and_keeps_the_route_unless_asked(api, mention_
     assert body["added_sinks"] == [] and body["record"]["route"] == ["desk"]
     assert any(r == "corrected by desk: type rant -> case, sentiment negative -> neutral"
                for r in body["record"]["reasons"])
-    with api.store.engine.connect() as conn:
-        rows = conn.execute(select(feedback).order_by(feedback.c.id)).mappings().all()
-        [entry] = conn.execute(select(audit).where(audit.c.action == "record.feedback")).mappings().all()
+    rows = testrows.rows(api.store, select(feedback).order_by(feedback.c.id))
+    [entry] = testrows.rows(api.store, select(audit).where(audit.c.action == "record.feedback"))
     assert [(r["field"], json.loads(r["old_value"]), json.loads(r["new_value"]), r["who"], r["text"]) for r in rows] == [
         ("type", "rant", "case", "desk", "a real fault, said angrily"),
         ("sentiment", "negative", "neutral", "desk", "a real fault, said angrily")]
@@ -155,8 +155,7 @@ def test_feedback_reroute_adds_and_cancels_deliveries(api, mention_json):
     body = response.json
     assert body["record"]["route"] == ["sales"] and body["added_sinks"] == ["sales"]
     assert body["cancelled_sinks"] == ["desk"] and body["changes"]["route"] == [["desk"], ["sales"]]
-    with api.store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.c.sink, outbox.c.state).where(outbox.c.record_id == "x:1")).all()
+    rows = testrows.tuples(api.store, select(outbox.c.sink, outbox.c.state).where(outbox.c.record_id == "x:1"))
     assert rows == [("sales", "pending")]
     api.pipeline.deliver()
     lines = (api.tmp_path / "out" / "sales.jsonl").read_text().splitlines()

@@ -106,9 +106,9 @@ def test_dead_letters_list_show_replay(api, mention_json):
     assert both.status_code == 422 and both.json["errors"] == {"ids": ["give exactly one of ids, sink, all=true"]}
     from sqlalchemy import select
 
-    from socialcrm.core.store import audit
-    with api.store.engine.connect() as conn:
-        actors = conn.execute(select(audit.c.actor, audit.c.action)).all()
+    from socialcrm.core.store import testrows
+    from socialcrm.core.store.schema import audit
+    actors = testrows.tuples(api.store, select(audit.c.actor, audit.c.action))
     assert actors == [("desk", "dlq.replay"), ("desk", "dlq.replay")]
     assert api.client.get("/dead-letters/999999999999", headers=api.auth("read")).status_code == 404
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
-
 from socialcrm.api.webhooks import sign
-from socialcrm.core.store import mentions, outbox, records
+from socialcrm.core.store import testrows
+from socialcrm.core.store.schema import mentions, outbox, records
 
 
 def _post(api, body, secret=None, stamp=None, name="partner", signature=None):
@@ -19,8 +18,7 @@ def _post(api, body, secret=None, stamp=None, name="partner", signature=None):
 
 
 def _count(api, table):
-    with api.store.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+    return testrows.count(api.store, table)
 
 
 def test_signed_mentions_go_through_capture_learn_route(api, mention_json):

@@ -44,8 +44,8 @@ def store(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'd.db'}")
     records = [Record(id=f"x:{i}", network="x", content="c", created_at=datetime(2026, 10, 1, tzinfo=timezone.utc),
                       route=["scripted"]) for i in range(25)]
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], records, {}, now=T0)
+    with store.page() as tx:
+        tx.save_page("src", None, [], records, {}, now=T0)
     yield store
     store.close()
 
@@ -239,8 +239,8 @@ def test_a_nearly_spent_budget_lets_only_p1_records_through_until_the_next_utc_d
     def save(ids, priority):
         records = [Record(id=f"x:{i}", network="x", content="c", priority=priority, route=["scripted"],
                           created_at=datetime(2026, 10, 1, tzinfo=timezone.utc)) for i in ids]
-        with store.begin() as conn:
-            store.save_page(conn, "src", None, [], records, {}, now=clock.now)
+        with store.page() as tx:
+            tx.save_page("src", None, [], records, {}, now=clock.now)
 
     save(range(20), "P3")
     sink = ScriptedSink(lambda rs: [Delivery.delivered(r.id) for r in rs])

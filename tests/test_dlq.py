@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from socialcrm import Record
 from socialcrm.core.cli.main import main
-from socialcrm.core.store import Outcome, Store, audit
+from socialcrm.core.store import Outcome, Store, testrows
+from socialcrm.core.store.schema import audit
 
 CONFIG = """
 [brand]
@@ -86,8 +87,7 @@ def test_replay_after_a_config_fix_delivers_the_dead_letters_once_each(setup, fa
     assert entry["actor"] == "ops@brightwave" and entry["action"] == "dlq.replay"
     assert entry["detail"]["error"] == letters[-1]["error"] and entry["detail"]["attempts"] == 1
     store = Store(f"sqlite:///{path.parent / 'store.db'}")
-    with store.engine.connect() as conn:
-        assert len(conn.execute(audit.select()).all()) == 3
+    assert testrows.count(store, audit) == 3
     store.close()
 
 
@@ -95,9 +95,9 @@ def test_replay_resets_attempts_and_all_replays_every_sink(setup, tmp_path):
     path, cli = setup
     cli("run", "--once")
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    with store.begin() as conn:  # a dead letter of another sink, given up on after 10 attempts
-        conn.exec_driver_sql("UPDATE outbox SET state='dead', attempts=10, last_error='gave up' "
-                             "WHERE sink='archive' AND record_id='x:0'")
+    # a dead letter of another sink, given up on after 10 attempts
+    testrows.execute_sql(store, "UPDATE outbox SET state='dead', attempts=10, last_error='gave up' "
+                                "WHERE sink='archive' AND record_id='x:0'")
     assert len(dead(cli)) == 4 and [d["record_id"] for d in dead(cli, "--sink", "archive")] == ["x:0"]
     assert "replayed 4 dead letters" in cli("dlq", "replay", "--all")
     counts = {row["sink"]: row for row in store.delivery_counts()}
@@ -125,8 +125,8 @@ def test_dead_letters_replay_and_call_counts_on_sqlite_and_postgres(store):
     now = 1_800_000_000.0
     batch = [Record(id=f"x:{i}", network="x", content="c", route=["crm"], priority="P2",
                     created_at=datetime(2026, 10, 1, tzinfo=timezone.utc)) for i in range(3)]
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], batch, {}, now=now)
+    with store.page() as tx:
+        tx.save_page("src", None, [], batch, {}, now=now)
     token, claimed = store.claim("crm", 10, 60, now=now)
     store.complete(token, [Outcome(claimed[0].outbox_id, "dead", error="rejected: 422 title required"),
                            Outcome(claimed[1].outbox_id, "dead", error="gave up after 10 attempts: 503"),

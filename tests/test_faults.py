@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from socialcrm import PluginContext, Record
 from socialcrm.core.sdk.brand import Brand
@@ -22,7 +23,8 @@ from socialcrm.core.cli.main import main
 from socialcrm.core.engine.config import SinkConfig, load_config
 from socialcrm.core.engine.delivery import Deliverer
 from socialcrm.core.engine.pipeline import Pipeline
-from socialcrm.core.store import Store, outbox
+from socialcrm.core.store import Store, testrows
+from socialcrm.core.store.schema import outbox
 from socialcrm.plugins.sinks.webhook import WebhookSink, WebhookSinkConfig
 
 log = logging.getLogger("socialcrm.tests.faults")
@@ -49,8 +51,8 @@ def records(n, poison=None):
 
 def outbox_store(tmp_path, batch):
     store = Store(f"sqlite:///{tmp_path / 'faults.db'}")
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], batch, {}, now=T0)
+    with store.page() as tx:
+        tx.save_page("src", None, [], batch, {}, now=T0)
     return store
 
 
@@ -62,9 +64,8 @@ def webhook(url, timeout=0.2):
 
 
 def delivered_ids(store):
-    with store.engine.connect() as conn:
-        return dict(conn.execute(outbox.select().with_only_columns(outbox.c.record_id, outbox.c.external_id)
-                                 .where(outbox.c.state == "delivered")).all())
+    return dict(testrows.tuples(store, select(outbox.c.record_id, outbox.c.external_id)
+                                .where(outbox.c.state == "delivered")))
 
 
 def assert_exactly_once(crm, store, sent, name):
@@ -143,8 +144,8 @@ def test_four_delivery_loops_at_once_send_each_record_once(store_url, fake_crm):
     import threading
     batch = records(300)
     setup = Store(store_url)
-    with setup.begin() as conn:
-        setup.save_page(conn, "src", None, [], batch, {}, now=time.time())
+    with setup.page() as tx:
+        tx.save_page("src", None, [], batch, {}, now=time.time())
     cfg = SinkConfig("crm", "webhook", {}, max_batch=7)
     errors = []
 
@@ -167,7 +168,7 @@ def test_four_delivery_loops_at_once_send_each_record_once(store_url, fake_crm):
     assert not errors
     # Not one request twice: the claims never overlapped (idempotency had nothing to absorb).
     assert len(fake_crm.requests) == 300 and fake_crm.replays == 0
-    assert_exactly_once(fake_crm, setup, [r.id for r in batch], f"4 loops on {setup.engine.dialect.name}")
+    assert_exactly_once(fake_crm, setup, [r.id for r in batch], f"4 loops on {setup.backend}")
     setup.close()
 
 

@@ -7,6 +7,7 @@ from socialcrm import AuthError, Page, Source, hookimpl
 from socialcrm.core.cli.main import main
 from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.pipeline import Pipeline
+from socialcrm.core.store import Transaction
 
 TEXTS = [
     ("1", "@BrightwaveHelp my internet is down again, third outage this week"),
@@ -58,7 +59,7 @@ def test_a_crash_mid_run_loses_nothing_and_repeats_nothing(config, plugins, tmp_
                                                            monkeypatch):
     write_mentions(tmp_path / "mentions.jsonl", [mention_json(str(i), f"my router is broken #{i}") for i in range(120)])
     pipeline = Pipeline(config, plugins)
-    real_save = pipeline.store.save_page
+    real_save = Transaction.save_page
     calls = {"n": 0}
 
     def crash_on_third_page(*args, **kwargs):
@@ -67,7 +68,7 @@ def test_a_crash_mid_run_loses_nothing_and_repeats_nothing(config, plugins, tmp_
             raise KeyboardInterrupt("killed")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.store, "save_page", crash_on_third_page)
+    monkeypatch.setattr(Transaction, "save_page", crash_on_third_page)
     try:
         pipeline.run_once()
     except KeyboardInterrupt:

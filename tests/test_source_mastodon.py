@@ -201,8 +201,8 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
     monkeypatch.delenv("MASTODON_ACCESS_TOKEN", raising=False)
     config = load_config(write_config(MASTODON_CONFIG), plugins)
     first = Pipeline(config, plugins)
-    with first.store.begin() as conn:  # an earlier run left this cursor
-        first.store.save_page(conn, "mastodon", {"tag:brightwave": {"min_id": str(FIRST)}}, [], [], {})
+    with first.store.page() as tx:  # an earlier run left this cursor
+        tx.save_page("mastodon", {"tag:brightwave": {"min_id": str(FIRST)}}, [], [], {})
     pages = [[status(2), status(1)], [status(4), status(3)], [status(5)]]
     api.get(TAG, json=pages[0], headers=link(TAG, pages[0]), match=params(min_id=str(FIRST)))
     api.get(TAG, json=pages[1], headers=link(TAG, pages[1]), match=params(min_id=str(FIRST + 2)))

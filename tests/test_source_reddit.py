@@ -185,8 +185,8 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
     monkeypatch.setenv("REDDIT_CLIENT_SECRET", CLIENT_SECRET)
     config = load_config(write_config(REDDIT_CONFIG), plugins)
     first = Pipeline(config, plugins)
-    with first.store.begin() as conn:  # an earlier run left this watermark
-        first.store.save_page(conn, "reddit", {"search": {"watermark": W}}, [], [], {})
+    with first.store.page() as tx:  # an earlier run left this watermark
+        tx.save_page("reddit", {"search": {"watermark": W}}, [], [], {})
     token(api)
     api.get(SEARCH, json=listing([link(9), link(8)], after="t3_p0008"))
     api.get(SEARCH, json=listing([link(7), link(6)], after="t3_p0006"), match=params(after="t3_p0008"))

@@ -254,8 +254,8 @@ def test_killed_mid_run_resumes_through_the_pipeline_with_no_gap(api, write_conf
     config = load_config(write_config(X_CONFIG), plugins)
     since = str(BASE)
     first = Pipeline(config, plugins)
-    with first.store.begin() as conn:  # an earlier run left this cursor
-        first.store.save_page(conn, "x", {"search": {"since_id": since}}, [], [], {})
+    with first.store.page() as tx:  # an earlier run left this cursor
+        tx.save_page("x", {"search": {"since_id": since}}, [], [], {})
     api.get(SEARCH, json=page([post(9), post(8)], next_token="tok1"), match=params(since_id=since))
     api.get(SEARCH, json=page([post(7), post(6)], next_token="tok2"), match=params(since_id=since, next_token="tok1"))
     kill_while_storing(first, page=2)

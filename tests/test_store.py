@@ -1,11 +1,15 @@
 """The store on SQLite and on the real PostgreSQL server: pages, the outbox, claims and leases."""
+import json
 import threading
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
 
-from socialcrm.core.sdk.model import Record, mention_from_json
-from socialcrm.core.store import Outcome, Store
+from socialcrm.core.sdk.model import Author, Record, mention_from_json
+from socialcrm.core.engine.capture import count_stored_repeats
+from socialcrm.core.store import Outcome, Store, WriteConflict, testrows
+from socialcrm.core.store.schema import audit
 
 NOW = 1_800_000_000.0
 
@@ -16,15 +20,15 @@ def make_records(n, sinks=("desk",), start=0):
 
 
 def save(store, records, cursor=None, mentions=()):
-    with store.begin() as conn:
-        return store.save_page(conn, "src", cursor, list(mentions), records, {}, now=NOW)
+    with store.page() as tx:
+        return tx.save_page("src", cursor, list(mentions), records, {}, now=NOW)
 
 
 def test_a_page_and_its_cursor_are_one_transaction(store, mention_json):
     mention = mention_from_json(mention_json("1", "hi"))
     with pytest.raises(RuntimeError):
-        with store.begin() as conn:
-            store.save_page(conn, "src", {"offset": 10}, [mention], make_records(1), {}, now=NOW)
+        with store.page() as tx:
+            tx.save_page("src", {"offset": 10}, [mention], make_records(1), {}, now=NOW)
             raise RuntimeError("crash before commit")
     assert store.get_cursor("src") is None
     assert store.counts() == {"mentions": 0, "records": 0, "outbox": 0}
@@ -89,8 +93,8 @@ def test_concurrent_delivery_loops_never_claim_the_same_row(store_url):
 
 def test_reposts_update_the_stored_record(store):
     save(store, make_records(1))
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], [], {"x:0": 3}, now=NOW)
+    with store.page() as tx:
+        tx.save_page("src", None, [], [], {"x:0": 3}, now=NOW)
     assert store.get_record("x:0").reposts == 3
     assert store.get_record("x:404") is None
 
@@ -113,7 +117,7 @@ def test_claims_and_the_backlog_count_read_only_open_rows_through_their_index(tm
     store = Store(f"sqlite:///{tmp_path / 'plan.db'}")
     plans = {}
 
-    @event.listens_for(store.engine, "before_cursor_execute")
+    @event.listens_for(testrows.engine(store), "before_cursor_execute")
     def explain(conn, cursor, statement, parameters, context, executemany):
         if "FROM outbox" in statement and not executemany:
             rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
@@ -142,10 +146,77 @@ def test_a_saved_page_reads_back_exactly(store, mention_json):
 
 
 def test_near_identical_posts_are_counted_across_pages(store):
-    """The fingerprint table remembers who posted what between pages (first page inserts, later ones update)."""
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u1"), ("fp-a", "x:u2"), (None, "x:u3")], now=NOW) == [0, 1, 0]
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u3"), ("fp-a", "x:u1"), ("fp-b", "x:u1")], now=NOW + 1) == [2, 2, 0]
-    with store.begin() as conn:
-        assert store.count_repeats(conn, [("fp-a", "x:u4"), ("fp-b", "x:u2")], now=NOW + 2) == [3, 1]
+    """The fingerprint table remembers who posted what between pages (first page inserts, later ones update):
+    the store keeps the counts, the engine's capture stage counts."""
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u1"), ("fp-a", "x:u2"), (None, "x:u3")], now=NOW) == [0, 1, 0]
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u3"), ("fp-a", "x:u1"), ("fp-b", "x:u1")], now=NOW + 1) == [2, 2, 0]
+    with store.page() as tx:
+        assert count_stored_repeats(tx, [("fp-a", "x:u4"), ("fp-b", "x:u2")], now=NOW + 2) == [3, 1]
+
+
+def _dead_letter(store, sinks=("desk",)):
+    """One record by @carol whose delivery to the first sink went dead; returns its outbox id."""
+    records = make_records(1, sinks=sinks)
+    records[0].author = Author(id="7", handle="carol")
+    save(store, records)
+    token, [claimed] = store.claim(sinks[0], 1, lease_seconds=60, now=NOW)
+    store.complete(token, [Outcome(claimed.outbox_id, "dead", error="rejected: 422 title required")], now=NOW)
+    return claimed.outbox_id
+
+
+def test_audit_entries_name_what_they_are_about_and_erasure_redacts_them(store):
+    """An audit entry's record, outbox row and sink are columns (the record a foreign key), so history is
+    found by index and erasing the record strips the entry before the record goes (PostgreSQL checks)."""
+    outbox_id = _dead_letter(store)
+    assert store.replay_dead("ops", ids=[outbox_id], now=NOW + 1) == [outbox_id]
+    [entry] = testrows.rows(store, select(audit))
+    assert (entry["record_id"], entry["outbox_id"], entry["sink"]) == ("x:0", outbox_id, "desk")
+    [shown] = store.dead_letter(outbox_id)["audit"]
+    assert shown["action"] == "dlq.replay" and shown["detail"]["error"] == "rejected: 422 title required"
+    counts = store.erase_author("x", "@Carol", "dpo", "key-of-carol", now=NOW + 2)
+    assert counts["records"] == 1 and counts["audit_redacted"] == 1
+    redacted, erasure = testrows.rows(store, select(audit).order_by(audit.c.id))
+    assert (redacted["record_id"], redacted["outbox_id"], redacted["sink"]) == (None, None, None)
+    assert json.loads(redacted["detail"]) == {"redacted": "the author's data was erased"}
+    assert erasure["action"] == "author.erase" and erasure["author_key"] == "key-of-carol"
+
+
+def test_an_old_layout_database_opens_with_its_audit_history_found(store_url):
+    """A database whose audit table predates the subject columns gets them on open, filled from the detail."""
+    store = Store(store_url)
+    outbox_id = _dead_letter(store)
+    engine = testrows.engine(store)
+    audit.drop(engine)
+    old = Table("audit", MetaData(), Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("at", Float, nullable=False), Column("actor", String(255), nullable=False),
+                Column("action", String(64), nullable=False), Column("detail", Text))
+    old.create(engine)
+    with engine.begin() as conn:
+        conn.execute(old.insert(), [
+            {"at": NOW, "actor": "ops", "action": "dlq.replay", "detail": json.dumps(
+                {"outbox_id": outbox_id, "sink": "desk", "record_id": "x:0", "attempts": 1, "error": "gave up"})},
+            {"at": NOW, "actor": "ops", "action": "dlq.replay", "detail": json.dumps(
+                {"outbox_id": 999, "sink": "desk", "record_id": "x:erased", "attempts": 1, "error": "gone"})}])
+    store.close()
+    reopened = Store(store_url)
+    try:
+        [shown] = reopened.dead_letter(outbox_id)["audit"]
+        assert shown["actor"] == "ops" and shown["detail"]["error"] == "gave up"
+        rows = testrows.tuples(reopened, select(audit.c.record_id, audit.c.outbox_id).order_by(audit.c.id))
+        assert rows == [("x:0", outbox_id), (None, 999)]  # a record no longer held is not referenced
+        assert reopened.erase_author("x", "carol", "dpo", "key", now=NOW)["audit_redacted"] == 1
+    finally:
+        reopened.close()
+
+
+def test_a_page_clashing_with_rows_another_writer_stored_is_a_write_conflict(store, mention_json):
+    """Two writers that both read a mention as new: the second page's transaction fails as a whole, saying so."""
+    mention = mention_from_json(mention_json("1", "hi"))
+    save(store, [], {"offset": 1}, [mention])
+    with pytest.raises(WriteConflict, match="another writer stored some of this page's rows first"):
+        with store.page() as tx:
+            assert tx.known([mention.id], []) == ({mention.id}, set())
+            tx.save_page("src", {"offset": 2}, [mention], make_records(1), {}, now=NOW)
+    assert store.get_cursor("src") == {"offset": 1} and store.counts()["records"] == 0

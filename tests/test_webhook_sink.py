@@ -160,8 +160,8 @@ def test_config_errors_name_the_field_and_what_to_do(write_config, base_config, 
 
 def test_the_daily_budget_counts_every_http_call(fake_crm, tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'b.db'}")
-    with store.begin() as conn:
-        store.save_page(conn, "src", None, [], [record(i) for i in range(6)], {}, now=time.time())
+    with store.page() as tx:
+        tx.save_page("src", None, [], [record(i) for i in range(6)], {}, now=time.time())
     cfg = SinkConfig("crm", "webhook", {}, max_batch=3, daily_call_budget=100)
     fake_crm.script = [503]
     clock = [time.time()]

@@ -8,10 +8,13 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.model import Mention
+
+if TYPE_CHECKING:  # pragma: no cover
+    from socialcrm.core.store import Transaction
 
 
 @dataclass
@@ -86,4 +89,14 @@ def count_repeats(prints: Sequence[tuple[str | None, str]], known: dict[str, tup
         if author not in authors and len(authors) < 20:
             authors = [*authors, author]
         known[fp] = (posts + 1, authors)
+    return repeats
+
+
+def count_stored_repeats(tx: "Transaction", prints: Sequence[tuple[str | None, str]],
+                         now: float | None = None) -> list[int]:
+    """``count_repeats`` over the counts the store holds (earlier pages), which are then updated with
+    this page's posts, inside the page's transaction ``tx``."""
+    known = tx.fingerprints(fp for fp, _ in prints if fp)
+    repeats = count_repeats(prints, known)
+    tx.save_fingerprints(known, now=now)
     return repeats

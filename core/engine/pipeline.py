@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from socialcrm.core.engine.capture import capture, fingerprint
+from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
 from socialcrm.core.engine.donotengage import stored_keys
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
@@ -135,17 +135,16 @@ class Pipeline:
             mention.source = source
         for problem in page.errors:
             log.warning("source %s: skipped an unreadable item: %s", source, problem)
-        with self.store.begin() as conn:
-            seen_mentions, seen_records = self.store.known(
-                conn, [m.id for m in page.mentions], [m.canonical_id for m in page.mentions])
+        with self.store.page() as tx:
+            seen_mentions, seen_records = tx.known([m.id for m in page.mentions],
+                                                   [m.canonical_id for m in page.mentions])
             captured = capture(page.mentions, seen_mentions, seen_records, self.config.brand)
-            repeats = self.store.count_repeats(conn, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
-                                                      for m in captured.to_learn])
+            repeats = count_stored_repeats(tx, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
+                                                for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
-                  stored_keys(self.store, conn, records, self.config.privacy))
-            queued = self.store.save_page(conn, cursor_key or source, page.cursor, captured.new, records,
-                                          captured.reposts)
+                  stored_keys(self.store, tx, records, self.config.privacy))
+            queued = tx.save_page(cursor_key or source, page.cursor, captured.new, records, captured.reposts)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)

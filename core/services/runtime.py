@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy.exc import IntegrityError
+
 
 from socialcrm.core.engine.config import ApiToken, Config
 from socialcrm.core.engine.pipeline import ListenStats, Pipeline
 from socialcrm.core.engine.plugins import PluginManager, default_manager
 from socialcrm.core.sdk.model import Mention, Page
-from socialcrm.core.store import Store
+from socialcrm.core.store import Store, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Runtime:
         with self.ingest_lock:
             try:
                 self.pipeline.ingest(name, Page(list(mentions), None), stats, cursor_key=WEBHOOK_CURSOR_PREFIX + name)
-            except IntegrityError:
+            except WriteConflict:
                 # Another process stored the same mentions between our check and our write: read again,
                 # and they count as duplicates.
                 stats = ListenStats()

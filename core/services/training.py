@@ -5,10 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from socialcrm.core.engine.evaluation import COMPLAINT_TYPES, SUGGESTION_TYPES
-from socialcrm.core.store import Store, feedback, records
+from socialcrm.core.store import Store
 
 
 def read_labelled(path: str | Path) -> list[dict[str, Any]]:
@@ -30,19 +28,9 @@ def feedback_rows(store: Store) -> list[dict[str, Any]]:
     A corrected type teaches both binary heads (a case or rant is a complaint, an rfe a suggestion,
     anything else neither); a corrected sentiment teaches the sentiment head.
     """
-    latest: dict[str, dict[str, str]] = {}
-    with store.engine.connect() as conn:
-        for record_id, field, new_value in conn.execute(
-                select(feedback.c.record_id, feedback.c.field, feedback.c.new_value)
-                .where(feedback.c.field.in_(("type", "sentiment"))).order_by(feedback.c.at, feedback.c.id)):
-            latest.setdefault(record_id, {})[field] = json.loads(new_value)
-        texts = dict(conn.execute(select(records.c.id, records.c.data).where(records.c.id.in_(list(latest)))).all()) \
-            if latest else {}
     rows = []
-    for record_id, fields in latest.items():
-        if record_id not in texts:
-            continue  # erased since
-        row: dict[str, Any] = {"text": json.loads(texts[record_id])["content"]}
+    for text, fields in store.latest_corrections(("type", "sentiment")):
+        row: dict[str, Any] = {"text": text}
         if "sentiment" in fields:
             row["sentiment"] = fields["sentiment"]
         if "type" in fields:

@@ -1,0 +1,95 @@
+"""One unit of work: a database transaction and the reads and writes that must share it.
+
+``Store.page()`` opens one for each page a source returns: the engine reads what the store already
+knows, counts near-identical posts, learns, and saves the page, its records, their outbox rows and
+the source's next cursor, all or nothing. ``Store.apply_feedback`` hands one to the change it applies.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from socialcrm.core.sdk.model import Mention, Record
+from socialcrm.core.store.cursors import write_cursor
+from socialcrm.core.store.database import Database
+from socialcrm.core.store.rows import (MENTION_COLUMNS, OUTBOX_COLUMNS, RECORD_COLUMNS, chunks, mention_row,
+                                       new_outbox_rows, record_row)
+from socialcrm.core.store.schema import do_not_engage, fingerprints, mentions, outbox, records
+
+_FINGERPRINT_COLUMNS = ("fingerprint", "posts", "authors", "last_at")
+
+
+class WriteConflict(Exception):
+    """Another writer stored some of the same rows first (a unique key clashed): read again and retry."""
+
+
+class Transaction:
+    """Reads and writes inside one open transaction."""
+
+    def __init__(self, db: Database, connection: Connection):
+        self.db = db
+        self._connection = connection
+        self._stored_prints: set[str] = set()
+
+    def known(self, mention_ids: Sequence[str], record_ids: Sequence[str]) -> tuple[set, set]:
+        """Which of these mention ids and record ids the store already holds."""
+        seen_mentions: set[str] = set()
+        seen_records: set[str] = set()
+        for chunk in chunks(list(set(mention_ids))):
+            seen_mentions.update(self._connection.execute(select(mentions.c.id).where(mentions.c.id.in_(chunk)))
+                                 .scalars())
+        for chunk in chunks(list(set(record_ids))):
+            seen_records.update(self._connection.execute(select(records.c.id).where(records.c.id.in_(chunk)))
+                                .scalars())
+        return seen_mentions, seen_records
+
+    def blocked_authors(self, author_keys: Iterable[str]) -> set[str]:
+        """Which of these author keys are on the stored do-not-engage list."""
+        found: set[str] = set()
+        for chunk in chunks(list(set(author_keys))):
+            found.update(self._connection.execute(select(do_not_engage.c.author_key)
+                                                 .where(do_not_engage.c.author_key.in_(chunk))).scalars())
+        return found
+
+    def fingerprints(self, wanted: Iterable[str]) -> dict[str, tuple[int, list[str]]]:
+        """The stored counts of these text fingerprints: ``{fingerprint: (posts, up to 20 author keys)}``."""
+        known: dict[str, tuple[int, list[str]]] = {}
+        for chunk in chunks(sorted(set(wanted))):
+            for fp, posts, authors in self._connection.execute(
+                    select(fingerprints.c.fingerprint, fingerprints.c.posts, fingerprints.c.authors)
+                    .where(fingerprints.c.fingerprint.in_(chunk))):
+                known[fp] = (posts, json.loads(authors))
+        self._stored_prints.update(known)
+        return known
+
+    def save_fingerprints(self, counts: dict[str, tuple[int, list[str]]], now: float | None = None) -> None:
+        """Store fingerprint counts (as ``fingerprints`` returns them, updated): the ones read from
+        this transaction are updated, the others inserted."""
+        now = time.time() if now is None else now
+        bulk, stored = self.db.bulk, self._stored_prints
+        bulk.insert(self._connection, fingerprints, _FINGERPRINT_COLUMNS,
+                    [(fp, posts, json.dumps(authors), now) for fp, (posts, authors) in counts.items()
+                     if fp not in stored])
+        bulk.update(self._connection, fingerprints, "fingerprint", _FINGERPRINT_COLUMNS[1:],
+                    [(posts, json.dumps(authors), now, fp) for fp, (posts, authors) in counts.items() if fp in stored])
+        stored.update(counts)
+
+    def save_page(self, source: str, cursor: Any, new_mentions: Sequence[Mention], new_records: Sequence[Record],
+                  reposts: dict[str, int], now: float | None = None, error: str | None = None) -> int:
+        """Write a page's mentions, records, outbox rows, repost counts and cursor; returns outbox rows."""
+        now = time.time() if now is None else now
+        conn, bulk = self._connection, self.db.bulk
+        bulk.insert(conn, mentions, MENTION_COLUMNS, [mention_row(m, now) for m in new_mentions])
+        bulk.insert(conn, records, RECORD_COLUMNS, [record_row(r, now) for r in new_records])
+        rows = [row for r in new_records for row in new_outbox_rows(r.id, r.priority, r.route, now)]
+        bulk.insert(conn, outbox, OUTBOX_COLUMNS, rows)
+        if reposts:
+            conn.execute(update(records).where(records.c.id == bindparam("rid"))
+                         .values(reposts=records.c.reposts + bindparam("n")),
+                         [{"rid": rid, "n": n} for rid, n in reposts.items()])
+        write_cursor(conn, source, cursor, now, error)
+        return len(rows)
