@@ -60,8 +60,11 @@ class Engagement:
 class Mention:
     """One post, comment, article or reply that a source heard, normalised across networks.
 
-    ``repost_of``, ``reply_to`` and ``quote_of`` hold full mention ids (``network:native_id``).
-    ``raw`` keeps the network's own payload for audit and reprocessing.
+    ``repost_of``, ``reply_to`` (the parent post) and ``quote_of`` hold full mention ids
+    (``network:native_id``). ``conversation`` is the id of the thread's root post (``network:root_id``),
+    as the network tells it (X ``conversation_id``, Reddit ``link_id``, Bluesky ``reply.root``, ...);
+    ``None`` when the source does not know it. ``raw`` keeps the network's own payload for audit and
+    reprocessing.
     """
 
     network: str
@@ -78,6 +81,7 @@ class Mention:
     addressed_to_brand: bool | None = None
     source: str | None = None
     raw: dict[str, Any] | None = None
+    conversation: str | None = None
 
     @property
     def id(self) -> str:
@@ -88,6 +92,12 @@ class Mention:
     def canonical_id(self) -> str:
         """The id of the content: a repost counts as its original."""
         return self.repost_of or self.id
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation this mention belongs to: the root the source named, else (a reply whose root
+        is unknown) its parent, else (a post that starts a thread) its own canonical id."""
+        return self.conversation or self.reply_to or self.canonical_id
 
 
 @dataclass(slots=True)
@@ -112,6 +122,8 @@ class Record:
 
     ``id`` is derived from the mention (``network:native_id``) and is the idempotency key for every
     sink. ``reasons`` says in plain words which terms, scores and rules decided each field.
+    ``conversation`` is the id of the thread's root post (a post that starts a thread is its own
+    conversation); ``parent`` the post it answers, if any.
     """
 
     id: str
@@ -135,6 +147,8 @@ class Record:
     reposts: int = 0
     engagement: Engagement = field(default_factory=Engagement)
     confidence: float = 0.5  # how sure learning is of type and sentiment, 0-1
+    conversation: str | None = None
+    parent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -151,6 +165,7 @@ class Record:
             "influence": {"score": i.score, "tier": i.tier}, "priority": self.priority, "mode": self.mode,
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
             "reposts": self.reposts, "confidence": self.confidence,
+            "conversation": self.conversation, "parent": self.parent,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 
@@ -266,6 +281,7 @@ class MentionSchema(Schema):
     reply_to = fields.String(allow_none=True, load_default=None)
     quote_of = fields.String(allow_none=True, load_default=None)
     repost_of = fields.String(allow_none=True, load_default=None)
+    conversation = fields.String(allow_none=True, load_default=None)
     addressed_to_brand = fields.Boolean(allow_none=True, load_default=None)
 
     @post_load
@@ -278,7 +294,7 @@ class MentionSchema(Schema):
 
 _MENTION_SCHEMA = MentionSchema()
 _NETWORK = re.compile(r"^[a-z0-9_-]+$")
-_OPTIONAL_TEXT = ("url", "lang", "reply_to", "quote_of", "repost_of")
+_OPTIONAL_TEXT = ("url", "lang", "reply_to", "quote_of", "repost_of", "conversation")
 _AUTHOR_TEXT = ("id", "handle", "name", "profile_url")
 _COUNTS = ("likes", "reposts", "replies", "quotes")
 
@@ -336,7 +352,7 @@ def _fast_mention(obj: dict[str, Any]) -> Mention | None:
     return Mention(network=network, native_id=native_id, text=text, created_at=when.astimezone(timezone.utc),
                    author=author, url=obj.get("url"), lang=obj.get("lang"), engagement=engagement,
                    reply_to=obj.get("reply_to"), quote_of=obj.get("quote_of"), repost_of=obj.get("repost_of"),
-                   addressed_to_brand=addressed, raw=obj)
+                   addressed_to_brand=addressed, raw=obj, conversation=obj.get("conversation"))
 
 
 def mention_from_json(obj: Any) -> Mention:

@@ -105,7 +105,8 @@ class Classifier:
             id=mention.canonical_id, network=mention.network, content=text, created_at=mention.created_at,
             author=mention.author, source=mention.source, url=mention.url, lang=lang, type=decision.type,
             sentiment=sentiment, influence=influence, mode=mode, reasons=reasons, fraud=decision.fraud,
-            engagement=mention.engagement, confidence=round(min(confidence, decision.confidence), 2))
+            engagement=mention.engagement, confidence=round(min(confidence, decision.confidence), 2),
+            conversation=mention.conversation_id, parent=mention.reply_to)
         record.priority, record.action, why = prioritise(record, self.high_influence)
         reasons.append(why)
         return record
