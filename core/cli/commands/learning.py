@@ -182,7 +182,7 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
     from socialcrm.core.services.training import feedback_rows, read_labelled
     if shared_dir:
         model = textmodel.train_default(shared_dir)
-        target = Path(output) if output else Path(textmodel.__file__).resolve().parent / "model"
+        target = Path(output) if output else textmodel.DEFAULT_MODEL_DIR
         model.save(target)
         click.echo(f"trained the default model from {shared_dir}; saved to {target}")
         return
