@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from socialcrm.core.engine.evaluation import f1_binary
-from socialcrm.core.engine.learning.textmodel import recipe, training
+from socialcrm.core.engine.learning.textmodel import recipe, threads, training
 from socialcrm.core.engine.learning.textmodel.features import SENTIMENT_LABELS, Analysed, FeatureSpace, char_wb_analyser
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (SHARED / "datasets").is_dir():
         sys.exit(f"the shared datasets are not at {SHARED / 'datasets'} (set SOCIALCRM_SHARED)")
-    with training.one_blas_thread():  # as textmodel.train: the same figures on any machine
+    with threads.one_blas_thread():  # as textmodel.train: the same figures on any machine
         head = ComplaintHead(SHARED / "datasets", args.vectors, args.rows)
         folds = {seed: head.cross_validated(seed) for seed in args.seeds}
         threshold = folds[args.seeds[0]][1]

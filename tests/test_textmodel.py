@@ -132,6 +132,23 @@ def test_fine_tune_changes_predictions_on_its_domain(model, tmp_path):
     assert TextModel.load(tmp_path / "tuned").score(probe) == tuned.score(probe)
 
 
+
+def test_inference_char_grams_are_scikit_learns_char_wb_grams(model):
+    """Inference keeps a hand-written char n-gram path (no scikit-learn at run time, and it is faster);
+    it must give exactly what training's scikit-learn char_wb analyser gives, grams, order and repeats."""
+    pytest.importorskip("sklearn")
+    from socialcrm.core.engine.learning.textmodel.features import (char_grams, char_wb_analyser, normalise,
+                                                                   tokenise)
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "mentions.jsonl"
+    texts = [json.loads(line)["text"] for line in sample.open(encoding="utf-8")]
+    texts += ["a I ok #tag ~not don't @brand http://x.y 0000 aaaa naïve İstanbul ß _x_ 😀 !!! ... é", "  "]
+    tokens = {t for text in texts for t in tokenise(normalise(text))[0]} | {"~no", "~", "#", "_", "x"}
+    analyser = char_wb_analyser(model.char_range)
+    for token in sorted(tokens):
+        assert char_grams(token, *model.char_range) == analyser(token), token
+    assert char_grams("ok", 2, 5) == [" o", "ok", "k ", " ok", "ok ", " ok "]
+
 # ------------------------------------------------------------------ figures on the shared datasets
 
 

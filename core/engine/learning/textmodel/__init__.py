@@ -24,7 +24,8 @@ from socialcrm.core.engine.learning.textmodel.recipe import (
     load_datasets,
     train_default,
 )
-from socialcrm.core.engine.learning.textmodel.training import DEFAULT_OPTIONS, one_blas_thread, train
+from socialcrm.core.engine.learning.textmodel.threads import one_blas_thread
+from socialcrm.core.engine.learning.textmodel.training import DEFAULT_OPTIONS, train
 
 __all__ = [
     "DATASET_FOLDERS",

@@ -7,6 +7,7 @@ import numpy as np
 
 from socialcrm.core.engine.learning.textmodel.features import N_OUT, SENTIMENT_LABELS, Analysed, FeatureSpace, bigrams
 from socialcrm.core.engine.learning.textmodel.inference import TextModel
+from socialcrm.core.engine.learning.textmodel.threads import one_blas_thread
 from socialcrm.core.engine.learning.textmodel.training import class_weights
 
 FINE_TUNE_OPTIONS = dict(
@@ -109,17 +110,18 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
         pen[:, 0] += float(opts["stiffness"]) * stiff.astype(np.float64)
     pen[space.do :] += float(opts["l2_dense"])
     pen_b = float(opts["l2_bias"])
-    colmask = np.array([active[0]] * 3 + [active[1], active[2]], dtype=float)
-    # only the feature rows present in the corrections (and the heads with labels) can move
+    heads = np.flatnonzero([active[0]] * 3 + [active[1], active[2]])  # output columns with labels to learn
+    # only the feature rows present in the corrections, and the output columns of labelled heads, can move
     cols = np.unique(X.indices)
     Xa = X[:, cols]
     pen = pen[cols]
-    shape = (len(cols) + 1, N_OUT)  # delta rows of the present features, then the bias delta
+    shape = (len(cols) + 1, len(heads))  # delta rows of the present features, then the bias delta
 
     def loss_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
         params = flat.reshape(shape)
         delta, dbias = params[:-1], params[-1]
-        Z = offset + Xa @ delta + dbias
+        Z = offset.copy()
+        Z[:, heads] += Xa @ delta + dbias
         logp = log_softmax(Z[:, :3], axis=1)
         zb = Z[:, 3:]
         loss = -float((ws[:, None] * Y * logp).sum())
@@ -128,13 +130,16 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
         G = np.empty_like(Z)
         G[:, :3] = (np.exp(logp) - Y) * ws[:, None]
         G[:, 3:] = (expit(zb) - yb) * wb
-        grad = np.vstack([Xa.T @ G + pen * delta, G.sum(axis=0) + pen_b * dbias]) * colmask
+        G = G[:, heads]
+        grad = np.vstack([Xa.T @ G + pen * delta, G.sum(axis=0) + pen_b * dbias])
         return loss, grad.ravel()
 
     fitted = minimize(loss_and_grad, np.zeros(shape).ravel(), jac=True, method="L-BFGS-B",
                       options={"maxiter": int(opts["iterations"])})
     params = fitted.x.reshape(shape)
-    delta, dbias = params[:-1], params[-1]
+    delta = np.zeros((len(cols), N_OUT))
+    dbias = np.zeros(N_OUT)
+    delta[:, heads], dbias[heads] = params[:-1], params[-1]
 
     W = W0.copy()
     W[cols] += delta

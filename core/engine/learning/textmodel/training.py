@@ -26,6 +26,7 @@ from socialcrm.core.engine.learning.textmodel.features import (
 )
 from socialcrm.core.engine.learning.textmodel.inference import TextModel, sigmoid
 from socialcrm.core.engine.learning.textmodel.modelfile import quantise
+from socialcrm.core.engine.learning.textmodel.threads import one_blas_thread
 
 # Training
 # --------------------------------------------------------------------------------------
@@ -214,17 +215,6 @@ def train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=()
     """
     with one_blas_thread():
         return _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows, **options)
-
-
-def one_blas_thread():
-    """A context in which scipy and scikit-learn compute on one BLAS/OpenMP thread (see :func:`train`)."""
-    # Load every library that brings its own BLAS first: the limit reaches only those already loaded.
-    import scipy.linalg  # noqa: F401
-    import scipy.optimize  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
 
 
 def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(), **options) -> TextModel:
