@@ -1,4 +1,4 @@
-"""The text model (core/engine/learning/textmodel.py): behaviour, the committed artefact's validation
+"""The text model (core/engine/learning/textmodel/): behaviour, the committed artefact's validation
 figures, and the feedback loop (fine-tuning on corrections)."""
 from __future__ import annotations
 
@@ -204,5 +204,5 @@ def test_feedback_loop_airline(model, shared_datasets):
     airline_before, airline_after = mr(model, held), mr(tuned, held)
     tweeteval_before, tweeteval_after = mr(model, tweeteval), mr(tuned, tweeteval)
     print(f"airline {airline_before:.4f} -> {airline_after:.4f}; tweeteval {tweeteval_before:.4f} -> {tweeteval_after:.4f}")
-    assert airline_after >= airline_before + 0.0075  # measured: 0.697 -> 0.707
+    assert airline_after >= airline_before + 0.0075  # measured: 0.697 -> 0.708 (L-BFGS; 0.707 with the earlier hand-written optimiser)
     assert tweeteval_after >= tweeteval_before - 0.01
