@@ -133,6 +133,20 @@ def test_fine_tune_changes_predictions_on_its_domain(model, tmp_path):
 
 
 
+
+def test_fine_tune_moves_only_the_heads_its_rows_label(model):
+    rows = [{"text": f"the zorbly widget grindled again {n}", "complaint": True} for n in range(6)]
+    rows += [{"text": f"the sprocket works fine {n}", "complaint": False} for n in range(6)]
+    probe = ["my zorbly grindled", "the sprocket works"]
+    tuned = fine_tune(model, rows)
+    for before, after in zip(model.score(probe), tuned.score(probe)):
+        assert after.sentiment == pytest.approx(before.sentiment, abs=1e-6)
+        assert after.suggestion == pytest.approx(before.suggestion, abs=1e-6)
+    assert tuned.score(probe)[0].complaint > model.score(probe)[0].complaint
+    # rows without any label change nothing
+    unlabelled = fine_tune(model, [{"text": "hello there"}, {"text": "hello there"}])
+    assert unlabelled.score(probe) == model.score(probe)
+
 def test_inference_char_grams_are_scikit_learns_char_wb_grams(model):
     """Inference keeps a hand-written char n-gram path (no scikit-learn at run time, and it is faster);
     it must give exactly what training's scikit-learn char_wb analyser gives, grams, order and repeats."""
