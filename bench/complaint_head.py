@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcrm.core.engine.learning import textmodel as tm
+from socialcrm.core.engine.evaluation import f1_binary
+from socialcrm.core.engine.learning.textmodel import recipe, threads, training
+from socialcrm.core.engine.learning.textmodel.features import SENTIMENT_LABELS, Analysed, FeatureSpace, char_wb_analyser
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -63,29 +65,29 @@ class ComplaintHead:
     """The default recipe's complaint-head inputs, built once, and its fit."""
 
     def __init__(self, datasets: Path, vectors: Path | None, rows: int | None = None):
-        data = {name: part[:rows] for name, part in tm.load_datasets(datasets).items()}
-        aux_rows = tm.airline_complaint_rows(data["airline_train"])
-        self.opts = dict(tm.DEFAULT_OPTIONS)
-        analysed = {name: tm._Analysed([r["text"] for r in data[name]])
+        data = {name: part[:rows] for name, part in recipe.load_datasets(datasets).items()}
+        aux_rows = recipe.airline_complaint_rows(data["airline_train"])
+        self.opts = dict(training.DEFAULT_OPTIONS)
+        analysed = {name: Analysed([r["text"] for r in data[name]])
                     for name in ("sentiment_train", "complaint_train", "suggestion_train", "complaint_val")}
-        aux = tm._Analysed([r["text"] for r in aux_rows])
+        aux = Analysed([r["text"] for r in aux_rows])
         corpora = [analysed["sentiment_train"], analysed["complaint_train"], analysed["suggestion_train"], aux]
-        space = tm._Space.build(corpora, self.opts)
-        E = tm._embeddings(space, corpora, int(self.opts["emb_dim"]), int(self.opts["seed"]))
+        space = FeatureSpace.build(corpora, self.opts, char_wb_analyser(self.opts["char_range"]))
+        E = training.embeddings(space, corpora, int(self.opts["emb_dim"]), int(self.opts["seed"]))
         self.vector_coverage = None
         if vectors is not None:
             P = read_vectors(vectors, space.uni)
             self.vector_coverage = round(float((np.abs(P).sum(axis=1) > 0).mean()), 3)
             E = np.hstack([E, P])
-        y_sent = np.array([tm.SENTIMENT_LABELS.index(r["sentiment"]) for r in data["sentiment_train"]])
-        X_sent, d = tm._head_matrix(space, space.matrix(analysed["sentiment_train"]), "sentiment", self.opts,
+        y_sent = np.array([SENTIMENT_LABELS.index(r["sentiment"]) for r in data["sentiment_train"]])
+        X_sent, d = training.head_features(space, space.matrix(analysed["sentiment_train"]), "sentiment", self.opts,
                                     E, None, None)
-        sentiment = tm._fit_lr(X_sent, y_sent, self.opts["C_sentiment"], self.opts["sentiment_class_weight"],
+        sentiment = training.fit_lr(X_sent, y_sent, self.opts["C_sentiment"], self.opts["sentiment_class_weight"],
                                int(self.opts["seed"]))
         sent_coef, sent_bias = (sentiment.coef_ * d).T, sentiment.intercept_
 
         def features(corpus):
-            return tm._head_matrix(space, space.matrix(corpus), "complaint", self.opts, E, sent_coef, sent_bias)[0]
+            return training.head_features(space, space.matrix(corpus), "complaint", self.opts, E, sent_coef, sent_bias)[0]
 
         self.X, self.X_val, X_aux = (features(analysed["complaint_train"]), features(analysed["complaint_val"]),
                                      features(aux))
@@ -95,7 +97,7 @@ class ComplaintHead:
                     float(self.opts["complaint_aux_weight"]))
 
     def fit_predict(self, train: np.ndarray | slice, X_scored) -> np.ndarray:
-        clf = tm._fit_lr(self.X[train], self.y[train], self.opts["C_complaint"], self.opts["complaint_class_weight"],
+        clf = training.fit_lr(self.X[train], self.y[train], self.opts["C_complaint"], self.opts["complaint_class_weight"],
                          int(self.opts["seed"]), self.aux)
         return clf.predict_proba(X_scored)[:, 1]
 
@@ -105,13 +107,13 @@ class ComplaintHead:
         p = np.zeros(len(self.y))
         for f in range(folds):
             p[fold == f] = self.fit_predict(fold != f, self.X[fold == f])
-        return tm._best_f1_threshold(self.y, p)
+        return training.best_f1_threshold(self.y, p)
 
     def holdout(self, threshold: float) -> tuple[float, float]:
         """(holdout F1 at the given threshold, holdout F1 at the holdout's own best threshold)."""
         p = self.fit_predict(slice(None), self.X_val)
         gold = self.y_val.astype(bool).tolist()
-        return tm.f1_binary(gold, (p >= threshold).tolist()), tm._best_f1_threshold(self.y_val, p)[0]
+        return f1_binary(gold, (p >= threshold).tolist()), training.best_f1_threshold(self.y_val, p)[0]
 
 
 def main() -> None:
@@ -123,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (SHARED / "datasets").is_dir():
         sys.exit(f"the shared datasets are not at {SHARED / 'datasets'} (set SOCIALCRM_SHARED)")
-    with tm.one_blas_thread():  # as textmodel.train: the same figures on any machine
+    with threads.one_blas_thread():  # as textmodel.train: the same figures on any machine
         head = ComplaintHead(SHARED / "datasets", args.vectors, args.rows)
         folds = {seed: head.cross_validated(seed) for seed in args.seeds}
         threshold = folds[args.seeds[0]][1]

@@ -1,9 +1,12 @@
 """socialcrm classify, evaluate, train and feedback: the learning step on the command line."""
 import json
+from collections import Counter
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from socialcrm.core.cli.main import main
+from socialcrm.core.sdk.model import RECORD_TYPES
 from socialcrm.core.store import Store
 
 LINES = [
@@ -73,6 +76,49 @@ def test_evaluate_prints_the_datasets_metrics_and_a_confusion_matrix(tmp_path):
     table = CliRunner().invoke(main, ["evaluate", str(tmp_path / "labelled.jsonl")])
     assert "macro_recall 1.0000" in table.output and "gold \\ predicted" in table.output
 
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "mentions.jsonl"
+
+
+def test_evaluate_scores_type_and_sentiment_of_the_bundled_samples():
+    result = CliRunner().invoke(main, ["evaluate", str(SAMPLES), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 395 and report["skipped"] == 0
+    assert set(report["tasks"]) == {"sentiment", "type"}
+    types = report["tasks"]["type"]
+    assert types["labels"] == list(RECORD_TYPES)
+    assert sum(map(sum, types["confusion"])) == 395
+    assert {k: v["support"] for k, v in types["per_label"].items()} == \
+        dict(Counter(json.loads(line)["label"]["type"] for line in SAMPLES.open(encoding="utf-8")))
+    assert set(types["metrics"]) == {"accuracy", "macro_f1"}
+    assert 0 < types["metrics"]["accuracy"] <= 1 and set(types["per_label"]["case"]) == {"precision", "recall", "f1",
+                                                                                        "support"}
+    assert sum(map(sum, report["tasks"]["sentiment"]["confusion"])) == 395
+    table = CliRunner().invoke(main, ["evaluate", str(SAMPLES)])
+    assert table.exit_code == 0 and "type on 395 rows: accuracy" in table.output and "precision" in table.output
+
+
+def test_evaluate_a_file_without_labels_it_can_score_fails_with_one_message(tmp_path):
+    (tmp_path / "plain.jsonl").write_text(as_input([{"id": str(n), "text": f"post {n}"} for n in range(50)]))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "plain.jsonl")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    (message,) = result.stderr.strip().splitlines()
+    assert "plain.jsonl: no row has a label to score (50 rows read)" in message and "label object" in message
+
+
+def test_evaluate_names_bad_labels_and_counts_unlabelled_rows(tmp_path):
+    rows = [{"id": "1", "text": "I love it, thank you!", "sentiment": "positive"},
+            {"id": "2", "text": "meh", "sentiment": "happy"},
+            {"id": "3", "text": "no label here"}]
+    (tmp_path / "mixed.jsonl").write_text(as_input(rows))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "mixed.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 1 and json.loads(result.stdout)["skipped"] == 2
+    assert "error: line 2: sentiment 'happy' is not one of negative, neutral, positive" in result.stderr
+    assert "note: 1 rows carry no label and were not scored" in result.stderr
 
 def test_feedback_is_stored_and_train_folds_it_into_a_customer_model(tmp_path, write_config, mention_json,
                                                                    write_mentions):

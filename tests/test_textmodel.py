@@ -1,4 +1,4 @@
-"""The text model (core/engine/learning/textmodel.py): behaviour, the committed artefact's validation
+"""The text model (core/engine/learning/textmodel/): behaviour, the committed artefact's validation
 figures, and the feedback loop (fine-tuning on corrections)."""
 from __future__ import annotations
 
@@ -132,6 +132,37 @@ def test_fine_tune_changes_predictions_on_its_domain(model, tmp_path):
     assert TextModel.load(tmp_path / "tuned").score(probe) == tuned.score(probe)
 
 
+
+
+def test_fine_tune_moves_only_the_heads_its_rows_label(model):
+    rows = [{"text": f"the zorbly widget grindled again {n}", "complaint": True} for n in range(6)]
+    rows += [{"text": f"the sprocket works fine {n}", "complaint": False} for n in range(6)]
+    probe = ["my zorbly grindled", "the sprocket works"]
+    tuned = fine_tune(model, rows)
+    for before, after in zip(model.score(probe), tuned.score(probe)):
+        assert after.sentiment == pytest.approx(before.sentiment, abs=1e-6)
+        assert after.suggestion == pytest.approx(before.suggestion, abs=1e-6)
+    assert tuned.score(probe)[0].complaint > model.score(probe)[0].complaint
+    # rows without any label change nothing
+    unlabelled = fine_tune(model, [{"text": "hello there"}, {"text": "hello there"}])
+    assert unlabelled.score(probe) == model.score(probe)
+
+def test_inference_char_grams_are_scikit_learns_char_wb_grams(model):
+    """Inference keeps a hand-written char n-gram path (no scikit-learn at run time, and it is faster);
+    it must give exactly what training's scikit-learn char_wb analyser gives, grams, order and repeats."""
+    pytest.importorskip("sklearn")
+    from socialcrm.core.engine.learning.textmodel.features import (char_grams, char_wb_analyser, normalise,
+                                                                   tokenise)
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "mentions.jsonl"
+    texts = [json.loads(line)["text"] for line in sample.open(encoding="utf-8")]
+    texts += ["a I ok #tag ~not don't @brand http://x.y 0000 aaaa naïve İstanbul ß _x_ 😀 !!! ... é", "  "]
+    tokens = {t for text in texts for t in tokenise(normalise(text))[0]} | {"~no", "~", "#", "_", "x"}
+    analyser = char_wb_analyser(model.char_range)
+    for token in sorted(tokens):
+        assert char_grams(token, *model.char_range) == analyser(token), token
+    assert char_grams("ok", 2, 5) == [" o", "ok", "k ", " ok", "ok ", " ok "]
+
 # ------------------------------------------------------------------ figures on the shared datasets
 
 
@@ -187,5 +218,5 @@ def test_feedback_loop_airline(model, shared_datasets):
     airline_before, airline_after = mr(model, held), mr(tuned, held)
     tweeteval_before, tweeteval_after = mr(model, tweeteval), mr(tuned, tweeteval)
     print(f"airline {airline_before:.4f} -> {airline_after:.4f}; tweeteval {tweeteval_before:.4f} -> {tweeteval_after:.4f}")
-    assert airline_after >= airline_before + 0.0075  # measured: 0.697 -> 0.707
+    assert airline_after >= airline_before + 0.0075  # measured: 0.697 -> 0.708 (L-BFGS; 0.707 with the earlier hand-written optimiser)
     assert tweeteval_after >= tweeteval_before - 0.01

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 
 from socialcrm.core.engine.capture import count_repeats, fingerprint
 from socialcrm.core.engine.config import Config
-from socialcrm.core.engine.evaluation import TASKS, evaluate as evaluate_rows, task_of
+from socialcrm.core.engine.evaluation import TASKS, Scores, evaluate as evaluate_rows, labels_of
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.engine.routing import route
 from socialcrm.core.sdk.model import Mention, Record, describe_validation_error, mention_from_json
@@ -134,9 +134,11 @@ def classify(ctx, input_file: IO[str], output_file: IO[str], config_path: str | 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with every metric.")
 @click.pass_obj
 def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None, as_json: bool) -> None:
-    """Score the learning step on labelled JSON Lines ({"id", "text"} and one of sentiment, complaint, suggestion)."""
+    """Score the learning step on labelled JSON Lines: {"id", "text"} with sentiment, complaint or suggestion,
+    or a label object with type and/or sentiment (as in samples/mentions.jsonl)."""
     learner, _ = _learner(ctx, config_path, model)
     errors: list[str] = []
+    unlabelled = 0
     rows: list[dict] = []
     records: list[Record] = []
     started = time.perf_counter()
@@ -144,7 +146,9 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
         kept = []
         for number, row, mention in batch:
             try:
-                task_of(row)
+                if not labels_of(row):
+                    unlabelled += 1
+                    continue
             except ValueError as exc:
                 errors.append(f"line {number}: {exc}")
                 continue
@@ -154,18 +158,35 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
     seconds = time.perf_counter() - started
     for problem in errors:
         click.echo(f"error: {problem}", err=True)
+    if not rows:
+        raise click.ClickException(
+            f"{labelled.name}: no row has a label to score ({unlabelled + len(errors)} rows read); give each row "
+            f"sentiment, complaint or suggestion, or a label object with type or sentiment (README: labelled data)")
+    if unlabelled:
+        click.echo(f"note: {unlabelled} rows carry no label and were not scored", err=True)
     results = evaluate_rows(rows, records)
     if as_json:
-        click.echo(json.dumps({"file": labelled.name, "rows": len(rows), "skipped": len(errors),
+        click.echo(json.dumps({"file": labelled.name, "rows": len(rows), "skipped": len(errors) + unlabelled,
                                "texts_per_s": round(len(rows) / seconds, 1) if seconds else None,
                                "tasks": {r.task: r.as_dict() for r in results}}))
         return
+    _print_scores(results)
+
+
+def _print_scores(results: list[Scores]) -> None:
+    """Each task's metrics, its per-label table (types) and its confusion matrix."""
     from rich.console import Console
     from rich.table import Table
     console = Console()
     for result in results:
         console.print(f"[bold]{result.task}[/] on {result.n:,} rows: " +
                       ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+        if result.per_label:
+            per_label = Table(result.task, "precision", "recall", "f1", "support", title_justify="left")
+            for label, m in result.per_label.items():
+                per_label.add_row(label, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}",
+                                  str(m["support"]))
+            console.print(per_label)
         table = Table("gold \\ predicted", *result.labels, title_justify="left")
         for label, row in zip(result.labels, result.confusion):
             table.add_row(label, *(str(n) for n in row))
@@ -191,7 +212,7 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
     from socialcrm.core.services.training import feedback_rows, read_labelled
     if shared_dir:
         model = textmodel.train_default(shared_dir)
-        target = Path(output) if output else Path(textmodel.__file__).resolve().parent / "model"
+        target = Path(output) if output else textmodel.DEFAULT_MODEL_DIR
         model.save(target)
         click.echo(f"trained the default model from {shared_dir}; saved to {target}")
         return

@@ -1,7 +1,7 @@
 """The built-in classifier: content-library terms, lexicon sentiment and the text model decide a type.
 
 Each signal adds to a score per type; the reasons list says which terms, model scores and rules
-decided. With the text model (``core/engine/learning/textmodel.py``) its sentiment head gives the sentiment,
+decided. With the text model (``core/engine/learning/textmodel/``) its sentiment head gives the sentiment,
 and its complaint and suggestion heads weigh in on case/rant and rfe; without it the lexicon and the
 content library decide alone. Either way a support lead can read why a mention became a case.
 """
