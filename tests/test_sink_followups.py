@@ -2,7 +2,10 @@
 each sink the object the conversation already has there (``Record.thread_object``)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+
+import responses
 
 from socialcrm import Delivery, Sink
 from socialcrm.core.engine.config import SinkConfig
@@ -102,3 +105,55 @@ def test_thread_object_is_per_send_and_never_stored():
     assert reply.is_followup and "thread_object" not in reply.to_dict()
     assert not Record.from_dict({**reply.to_dict(), "thread_object": "stale"}).is_followup
     assert Record.from_dict(reply.to_dict()).by_brand is False
+
+
+# --- the event sinks: webhook, jsonl and console say what a follow-up is ---
+
+WEBHOOK = "https://crm.example.com/hooks/socialcrm"
+
+
+def _followup_record() -> Record:
+    reply = rec(2, conversation=1)
+    reply.thread_object = "crm-obj-1"
+    return reply
+
+
+@responses.activate
+def test_the_webhook_names_the_event_and_the_conversation_and_keeps_the_record_id_as_idempotency_key():
+    from socialcrm.plugins.sinks.webhook import WebhookSink, WebhookSinkConfig
+
+    responses.post(WEBHOOK, json={"id": "crm-obj-1"})
+    responses.post(WEBHOOK, json={"id": "crm-comment-2"})
+    sink = WebhookSink(WebhookSinkConfig().load({"url": WEBHOOK, "secret": "s3cret-key", "attempts": 1}),
+                       PluginContext("crm", Brand("B")))
+    deliveries = sink.send([rec(1), _followup_record()])
+    assert [d.external_id for d in deliveries] == ["crm-obj-1", "crm-comment-2"]
+    first, second = (json.loads(c.request.body) for c in responses.calls)
+    assert (first["event"], first["conversation"], first["thread_object"]) == ("record.created", "x:1", None)
+    assert (second["event"], second["conversation"], second["thread_object"]) == (
+        "conversation.updated", "x:1", "crm-obj-1")
+    assert [c.request.headers["X-Socialcrm-Event"] for c in responses.calls] == ["record.created",
+                                                                                 "conversation.updated"]
+    assert responses.calls[1].request.headers["Idempotency-Key"] == "x:2"
+
+
+def test_jsonl_lines_carry_the_same_fields_and_a_resent_followup_is_not_written_twice(tmp_path):
+    from socialcrm.plugins.sinks.jsonl import JsonlSink, JsonlSinkConfig
+
+    def sink():
+        return JsonlSink(JsonlSinkConfig().load({"path": "out.jsonl", "fsync": False}),
+                         PluginContext("archive", Brand("B"), base_dir=str(tmp_path)))
+    sink().send([rec(1), _followup_record()])
+    sink().send([_followup_record()])
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(line["id"], line["event"], line["conversation"], line["thread_object"]) for line in lines] == [
+        ("x:1", "record.created", "x:1", None), ("x:2", "conversation.updated", "x:1", "crm-obj-1")]
+
+
+def test_the_console_line_of_a_followup_says_which_conversation_it_updates(capsys):
+    from socialcrm.plugins.sinks.console import ConsoleSink, ConsoleSinkConfig
+
+    ConsoleSink(ConsoleSinkConfig().load({}), PluginContext("screen", Brand("B"))).send([rec(1), _followup_record()])
+    root, reply = capsys.readouterr().out.splitlines()
+    assert "conversation" not in root
+    assert reply.endswith("post 2 (conversation.updated x:1 on crm-obj-1)")
