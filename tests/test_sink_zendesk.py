@@ -606,14 +606,21 @@ def test_a_followup_becomes_a_comment_on_the_conversations_ticket_and_a_resend_a
     assert zd.requests[calls:] == [("GET", "/api/v2/search/export")]
 
 
-def test_a_followup_on_a_closed_ticket_is_rejected_with_zendesks_reason(fake, clock):
+def test_a_followup_on_a_closed_ticket_opens_a_followup_ticket_instead(fake, clock):
     zd = fake("search", "users_many", "create_many", "show_one", "update_many")
     sink = make_sink(clock)
     [root] = sink.send([record(1)])
     zd.tickets[int(root.external_id)]["status"] = "closed"
-    [delivery] = sink.send([followup(2, root.external_id)])
-    assert delivery.status is DeliveryStatus.REJECTED
-    assert "TicketUpdateFailed" in delivery.error and "closed prevents ticket update" in delivery.error
+    reply = followup(2, root.external_id, author="u1")
+    [refused] = sink.send([reply])
+    assert refused.status is DeliveryStatus.RETRY
+    assert "TicketUpdateFailed" in refused.error and "closed prevents ticket update" in refused.error
+    assert refused.retry_after == sink.config["poll_interval"]
+    [opened] = sink.send([reply])
+    assert opened.status is DeliveryStatus.DELIVERED and opened.external_id != root.external_id
+    made = zd.bodies["tickets"][-1][0]
+    assert made["via_followup_source_id"] == int(root.external_id) and made["external_id"] == "x:1002"
+    assert len(zd.tickets[int(root.external_id)]["comments"]) == 1, "the closed ticket got no comment"
 
 
 def test_a_followup_update_without_an_answer_is_read_from_the_ticket_before_it_is_sent_again(fake, clock, rsps):

@@ -24,7 +24,9 @@ A follow-up (``Record.thread_object`` names the conversation's ticket) becomes a
 through ``tickets/update_many`` (100 a call, one entry per ticket per call), public when the record is the
 brand's own reply or ``comment_public`` is set. Each carries the tag ``<marker_tag>_fu_<sha256(record id)[:16]>``
 (``additional_tags``), and the same Export Search (``tags:<marker_tag> updated>T``) finds the tickets that
-already have it, so a re-sent follow-up adds no second comment.
+already have it, so a re-sent follow-up adds no second comment. A closed ticket cannot take a comment:
+Zendesk's refusal sends the follow-up back for a moment, and the next attempt opens a follow-up ticket
+(``via_followup_source_id`` = the closed ticket), created like any other ticket.
 
 Search is eventually consistent (Zendesk indexes new tickets within minutes), which is why the sink also
 remembers what it created and the jobs it has not finished reading.
@@ -148,6 +150,7 @@ class ZendeskSink(Sink):
         self._pending: dict[str, _Job] = {}  # job id -> job whose results were not read yet
         self._uncertain: set[str] = set()  # records whose create_many got no answer: maybe created
         self._users: dict[str, int] = {}  # social identity -> Zendesk user id
+        self._closed: set[str] = set()  # ticket ids Zendesk refused a follow-up's comment on: closed
         self._bulk_users = True
 
     # --- HTTP ---
@@ -306,6 +309,8 @@ class ZendeskSink(Sink):
             "priority": cfg["priority_map"].get(record.priority),
             "tags": list(dict.fromkeys(t for t in (_TAG_CHARS.sub("_", tag.lower()) for tag in tags) if t)),
         }
+        if record.thread_object in self._closed:
+            ticket["via_followup_source_id"] = int(record.thread_object)
         if record.type in cfg["type_map"]:
             ticket["type"] = cfg["type_map"][record.type]
         group = cfg["groups"].get(record.team or "") or cfg["group_id"]
@@ -434,7 +439,7 @@ class ZendeskSink(Sink):
                 raise FatalError(self.http.redact(f"{self.context.instance}: tickets/update_many failed "
                                                   f"({response.status_code} {_error_text(response)})"),
                                  response=response)
-            job = _Job(response.json()["job_status"]["id"], [r.id for r in call], "tickets")
+            job = _Job(response.json()["job_status"]["id"], [r.id for r in call], "followups")
             self._pending[job.id] = job
             jobs.append(job)
         return jobs
@@ -490,7 +495,14 @@ class ZendeskSink(Sink):
             answered.add(record_id)
             if result.get("error") or result.get("success") is False or result.get("status") == "Failed":
                 reason = ": ".join(str(x) for x in (result.get("error"), result.get("details")) if x)
-                if record_id in wanted:
+                if job.kind == "followups" and "closed" in reason.lower() and result.get("id") is not None:
+                    # A closed ticket is final in Zendesk: the follow-up becomes a follow-up ticket instead.
+                    self._closed.add(str(result["id"]))
+                    if record_id in wanted:
+                        out.append(Delivery.retry(record_id, f"Zendesk ticket {result['id']} is closed ({reason}); "
+                                                             "the next attempt opens a follow-up ticket",
+                                                  retry_after=self.config["poll_interval"]))
+                elif record_id in wanted:
                     out.append(Delivery.rejected(record_id, f"Zendesk: {reason or 'ticket not created'}"))
             else:
                 self._known[record_id] = str(result["id"])
@@ -513,8 +525,8 @@ class ZendeskSink(Sink):
                 out.append(Delivery.delivered(record.id, external_id=self._known[record.id]))
             elif record.id not in pending_of:
                 to_check.append(record)
-        followups = [r for r in to_check if r.thread_object]
-        to_check = [r for r in to_check if not r.thread_object]
+        followups = [r for r in to_check if r.thread_object and r.thread_object not in self._closed]
+        to_check = [r for r in to_check if not r.thread_object or r.thread_object in self._closed]
         existing = self._existing(to_check) if to_check else {}
         if followups:
             made = self._followups_made(followups)
