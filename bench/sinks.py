@@ -8,7 +8,9 @@ one create call per record (1,001 calls). Scenarios:
 
 - ``cold``: a fresh process, nothing in the CRM, no author known to it (the worst case);
 - ``known authors``: the same process delivers 1,000 more records by the same authors;
-- ``re-send``: a new process re-sends the first 1,000 (after a crash): found, not duplicated.
+- ``re-send``: a new process re-sends the first 1,000 (after a crash): found, not duplicated;
+- ``follow-ups``: 1,000 replies, one to each of the first 1,000, added to the object each conversation has
+  (Salesforce CaseComments/FeedItems, Zendesk ticket comments), then re-sent by a new process: none twice.
 
     python bench/sinks.py [--records 1000] [--json]
 """
@@ -71,6 +73,7 @@ class FakeSalesforce:
 
     def __init__(self, mock: responses.RequestsMock):
         self.rows: dict[tuple[str, str], str] = {}
+        self.comments: dict[str, dict] = {}  # CaseComment / FeedItem id -> row
         self.contacts = {f"customer{n}": f"0035g{n:013d}" for n in range(0, 1000, 3)}  # a third are Contacts
         mock.add_callback(responses.POST, f"{SF}/services/oauth2/token", callback=self.token)
         mock.add_callback(responses.POST, f"{SF}/services/data/v61.0/composite", callback=self.composite)
@@ -84,11 +87,21 @@ class FakeSalesforce:
         answers = []
         for sub in json.loads(request.body)["compositeRequest"]:
             ref = sub["referenceId"]
+            if sub["method"] == "POST":  # sObject Collections create: follow-up comments
+                results = []
+                for row in sub["body"]["records"]:
+                    comment_id = f"00a5g{len(self.comments):013d}"
+                    self.comments[comment_id] = dict(row, Id=comment_id)
+                    results.append({"id": comment_id, "success": True, "errors": []})
+                answers.append({"body": results, "httpHeaders": {}, "httpStatusCode": 200, "referenceId": ref})
+                continue
             if sub["method"] == "GET":
                 soql = unquote(urlsplit(sub["url"]).query.removeprefix("q="))
                 wanted = set(re.findall(r"'([^']*)'", soql))
                 rows = [{"attributes": {"type": "Contact"}, "Id": cid, "Social_Handle__c": handle}
                         for handle, cid in self.contacts.items() if handle in wanted]
+                if "FROM CaseComment" in soql or "FROM FeedItem" in soql:
+                    rows = [c for c in self.comments.values() if c["ParentId"] in wanted]
                 answers.append({"body": {"totalSize": len(rows), "done": True, "records": rows},
                                 "httpHeaders": {}, "httpStatusCode": 200, "referenceId": ref})
                 continue
@@ -110,11 +123,13 @@ class FakeZendesk:
         self.tickets: list[dict] = []
         self.users: dict[str, int] = {}
         self.jobs: dict[str, list] = {}
+        self.comments = 0  # follow-up comments added to tickets
         for method, path, callback in [
             (responses.GET, "/api/v2/search/export", self.search),
             (responses.POST, "/api/v2/users/create_or_update_many", self.users_many),
             (responses.POST, "/api/v2/tickets/create_many", self.create_many),
             (responses.GET, "/api/v2/job_statuses/show_many", self.show_many),
+            (responses.PUT, "/api/v2/tickets/update_many", self.update_many),
         ]:
             mock.add_callback(method, ZD + path, callback=callback)
         mock.add_callback(responses.GET, re.compile(re.escape(ZD) + r"/api/v2/job_statuses/\w+$"),
@@ -154,6 +169,15 @@ class FakeZendesk:
             results.append({"id": self.tickets[-1]["id"], "index": index})
         return self.queue(results)
 
+    def update_many(self, request):
+        results = []
+        for update in json.loads(request.body)["tickets"]:
+            ticket = self.tickets[update["id"] - 50_000]
+            ticket["tags"] = [*ticket.get("tags", []), *update["additional_tags"]]
+            self.comments += 1
+            results.append({"action": "update", "id": update["id"], "status": "Updated", "success": True})
+        return self.queue(results)
+
     def show_one(self, request):
         return 200, {}, json.dumps({"job_status": self.status(urlsplit(request.url).path.rsplit("/", 1)[1])})
 
@@ -166,10 +190,23 @@ class FakeZendesk:
 
 def deliver(sink, records) -> int:
     """Send in batches of the sink's max_batch; return how many records were delivered."""
-    delivered = 0
+    return sum(d.status.value == "delivered" for d in deliveries(sink, records))
+
+
+def deliveries(sink, records) -> list:
+    """Send in batches of the sink's max_batch; return every outcome."""
+    out = []
     for start in range(0, len(records), sink.max_batch):
-        delivered += sum(d.status.value == "delivered" for d in sink.send(records[start:start + sink.max_batch]))
-    return delivered
+        out.extend(sink.send(records[start:start + sink.max_batch]))
+    return out
+
+
+def make_followups(roots: list[Record], objects: dict[str, str]) -> list[Record]:
+    """One reply to each root, told the object its conversation has (as the host does before ``send``)."""
+    replies = make_records(len(roots), start=len(roots) * 10)
+    for reply, root in zip(replies, roots):
+        reply.conversation, reply.parent, reply.thread_object = root.id, root.id, objects[root.id]
+    return replies
 
 
 def salesforce(n: int, contacts: bool) -> dict[str, int]:
@@ -181,7 +218,7 @@ def salesforce(n: int, contacts: bool) -> dict[str, int]:
         return SalesforceSink(config, PluginContext("salesforce", Brand("Brightwave")), sleep=clock.sleep,
                               clock=clock)
 
-    return _scenarios(n, sink, FakeSalesforce, lambda fake: len(fake.rows))
+    return _scenarios(n, sink, FakeSalesforce, lambda fake: len(fake.rows), lambda fake: len(fake.comments))
 
 
 def zendesk(n: int, requester: str = "author") -> dict[str, int]:
@@ -192,14 +229,15 @@ def zendesk(n: int, requester: str = "author") -> dict[str, int]:
                                            "requester": requester})
         return ZendeskSink(config, PluginContext("zendesk", Brand("Brightwave")), sleep=clock.sleep, clock=clock)
 
-    return _scenarios(n, sink, FakeZendesk, lambda fake: len(fake.tickets))
+    return _scenarios(n, sink, FakeZendesk, lambda fake: len(fake.tickets), lambda fake: fake.comments)
 
 
-def _scenarios(n, make_sink, make_fake, objects) -> dict[str, int]:
+def _scenarios(n, make_sink, make_fake, objects, comments) -> dict[str, int]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake = make_fake(mock)
         first, records = make_sink(), make_records(n)
-        assert deliver(first, records) == n
+        made = {d.record_id: d.external_id for d in deliveries(first, records) if d.status.value == "delivered"}
+        assert len(made) == n
         cold = len(mock.calls)
         assert deliver(first, make_records(n, start=n, authors=n)) == n
         known = len(mock.calls) - cold
@@ -207,7 +245,16 @@ def _scenarios(n, make_sink, make_fake, objects) -> dict[str, int]:
         assert deliver(make_sink(), records) == n
         resend = len(mock.calls) - before
         assert objects(fake) == 2 * n, "a re-send made a second object"
-    return {"cold": cold, "known_authors": known, "resend_new_process": resend}
+        replies = make_followups(records, made)
+        before = len(mock.calls)
+        assert deliver(first, replies) == n
+        followups = len(mock.calls) - before
+        before = len(mock.calls)
+        assert deliver(make_sink(), replies) == n
+        followups_resend = len(mock.calls) - before
+        assert comments(fake) == n and objects(fake) == 2 * n, "a follow-up was added twice or opened an object"
+    return {"cold": cold, "known_authors": known, "resend_new_process": resend, "followups": followups,
+            "followups_resend": followups_resend}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     per_1000 = 1000 / n
     print(f"HTTP calls to deliver {n:,} records (naive: 1 sign-in + 1 create per record = {naive:,})")
-    print(f"{'sink':<32}{'cold':>7}{'known authors':>15}{'re-send, new process':>23}{'naive / cold':>14}")
+    print(f"{'sink':<32}{'cold':>7}{'known authors':>15}{'re-send, new process':>23}{'naive / cold':>14}"
+          f"{'follow-ups':>12}{'re-sent':>9}")
     for name, figures in runs.items():
         print(f"{name:<32}{figures['cold']:>7}{figures['known_authors']:>15}{figures['resend_new_process']:>23}"
-              f"{naive / figures['cold']:>13.0f}x")
+              f"{naive / figures['cold']:>13.0f}x{figures['followups']:>12}{figures['followups_resend']:>9}")
     sf, zd = runs["salesforce"], runs["zendesk"]
     figures = {
         "records": n,
@@ -241,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         "zendesk_resend_calls_per_1000": round(zd["resend_new_process"] * per_1000, 1),
         "salesforce_calls_per_1000_no_contact_lookup": round(runs["salesforce (no Contact lookup)"]["cold"] * per_1000, 1),
         "zendesk_calls_per_1000_no_requesters": round(runs['zendesk (requester = "none")']["cold"] * per_1000, 1),
+        "salesforce_followup_calls_per_1000": round(sf["followups"] * per_1000, 1),
+        "zendesk_followup_calls_per_1000": round(zd["followups"] * per_1000, 1),
+        "salesforce_followup_resend_calls_per_1000": round(sf["followups_resend"] * per_1000, 1),
+        "zendesk_followup_resend_calls_per_1000": round(zd["followups_resend"] * per_1000, 1),
         "naive_calls_per_1000": round(naive * per_1000, 1),
         "salesforce_ratio": round(naive / sf["cold"], 1),
         "zendesk_ratio": round(naive / zd["cold"], 1),
@@ -249,11 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     figures["salesforce_target_met"] = figures["salesforce_calls_per_1000"] <= TARGETS["salesforce"]
     figures["zendesk_target_met"] = figures["zendesk_calls_per_1000"] <= TARGETS["zendesk"]
+    figures["followup_targets_met"] = (figures["salesforce_followup_calls_per_1000"] <= TARGETS["salesforce"]
+                                       and figures["zendesk_followup_calls_per_1000"] <= TARGETS["zendesk"])
     figures["zendesk_target_met_known_authors"] = figures["zendesk_calls_per_1000_known_authors"] <= TARGETS["zendesk"]
     print(f"targets per 1,000: Salesforce <= {TARGETS['salesforce']} "
           f"({'met' if figures['salesforce_target_met'] else 'NOT met'}), Zendesk <= {TARGETS['zendesk']} "
           f"({'met' if figures['zendesk_target_met'] else 'not met cold'}; "
           f"{'met' if figures['zendesk_target_met_known_authors'] else 'not met'} once authors are known)")
+    print(f"follow-ups per 1,000: Salesforce {figures['salesforce_followup_calls_per_1000']:g}, Zendesk "
+          f"{figures['zendesk_followup_calls_per_1000']:g} ({'met' if figures['followup_targets_met'] else 'NOT met'})")
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -344,3 +344,31 @@ class TestEmailSinkContract(SinkContract):
         for message in self.inbox.messages():
             by_message_id.setdefault(message["Message-ID"], message["X-Socialcrm-Record-Id"])
         return list(by_message_id.values())
+
+
+# --- follow-ups: a reply in the conversation's mail thread ---
+
+
+def test_a_followup_is_mailed_as_a_reply_that_mail_clients_thread(servers):
+    inbox = Inbox()
+    server = servers(inbox)
+    mail = sink(server.port)
+    [root] = mail.send([record(1)])
+    reply = record(2, conversation="x:1", parent="x:1", thread_object=root.external_id)
+    [delivery] = mail.send([reply])
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.external_id == expected_message_id("x:2")
+    first, second = inbox.messages()
+    assert "In-Reply-To" not in first and "References" not in first
+    assert second["In-Reply-To"] == first["Message-ID"] == second["References"]
+    assert second["Subject"].startswith("[socialcrm] Re: P2 Case from @kim2")
+    assert second["X-Socialcrm-Conversation"] == "x:1"
+    again = mail.send([reply])  # the same process never mails a follow-up twice
+    assert again[0].external_id == delivery.external_id and len(inbox.messages()) == 2
+
+
+def test_a_thread_object_that_is_no_message_id_adds_no_header(servers):
+    inbox = Inbox()
+    server = servers(inbox)
+    sink(server.port).send([record(2, conversation="x:1", thread_object="ticket-17\r\nBcc: x@evil.test")])
+    [message] = inbox.messages()
+    assert "In-Reply-To" not in message and "Bcc" not in message

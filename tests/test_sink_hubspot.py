@@ -278,3 +278,42 @@ def test_a_refusal_carries_hubspots_status_and_answer():
     with pytest.raises(AuthError) as failure:
         make_sink().send([record(1)])
     assert failure.value.status == 403 and failure.value.response.json()["category"] == "MISSING_SCOPES"
+
+
+# --- follow-ups: a note associated with the conversation's ticket, once ---
+
+NOTES = "https://api.hubapi.com/crm/v3/objects/notes"
+
+
+@responses.activate
+def test_a_followup_becomes_a_note_on_the_conversations_ticket_and_a_resend_adds_none():
+    responses.post(f"{NOTES}/search", json=payload("notes.search.empty.json"))
+    responses.post(f"{NOTES}/batch/create", json=payload("notes.batch.create.201.json"), status=201)
+    reply = record(2, conversation="x:1", parent="x:1", thread_object="512")
+    [delivery] = make_sink().send([reply])
+    assert (delivery.status, delivery.external_id) == (DeliveryStatus.DELIVERED, "90001")
+    assert not any("/tickets" in c.request.url for c in responses.calls), "a follow-up opens no ticket"
+    [search] = sent(f"{NOTES}/search")
+    assert search["filterGroups"] == [{"filters": [{"propertyName": "socialcrm_record_id", "operator": "IN",
+                                                    "values": ["x:2"]}]}]
+    [create] = sent(f"{NOTES}/batch/create")
+    [note] = create["inputs"]
+    assert note["objectWriteTraceId"] == trace("x:2")
+    assert note["properties"]["socialcrm_record_id"] == "x:2" and note["properties"]["hs_timestamp"] == "2026-10-01T10:02:00Z"
+    assert note["properties"]["hs_note_body"].startswith("@BrightwaveHelp my WaveBox is down again #2")
+    assert note["associations"] == [{"to": {"id": "512"}, "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                                                      "associationTypeId": 228}]}]
+    responses.replace(responses.POST, f"{NOTES}/search", json=payload("notes.search.found.json"))
+    [again] = make_sink().send([reply])  # a new process: the search finds the note
+    assert (again.status, again.external_id) == (DeliveryStatus.DELIVERED, "90001")
+    assert len(sent(f"{NOTES}/batch/create")) == 1, "a re-sent follow-up adds no second note"
+
+
+@responses.activate
+def test_a_refused_note_is_rejected_with_hubspots_reason():
+    responses.post(f"{NOTES}/search", json=payload("notes.search.empty.json"))
+    responses.post(f"{NOTES}/batch/create", status=400, json={
+        "status": "error", "message": "Invalid input JSON", "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
+        "category": "VALIDATION_ERROR", "errors": [{"message": "Could not find object 999 of type ticket"}]})
+    [delivery] = make_sink().send([record(2, conversation="x:1", thread_object="999")])
+    assert delivery.status is DeliveryStatus.REJECTED and "Could not find object 999" in delivery.error

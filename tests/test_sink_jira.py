@@ -262,3 +262,56 @@ def test_a_missing_project_is_classified_by_the_sink_and_carries_the_400():
     with pytest.raises(AuthError) as failure:
         make_sink().send([record(1)])
     assert failure.value.status == 400 and "does not exist" in failure.value.response.text
+
+
+# --- follow-ups: a comment on the conversation's issue, once ---
+
+
+class FakeIssueComments:
+    """One issue's comment API behind `responses`, answering with the spec's example shapes."""
+
+    def __init__(self, key: str):
+        self.url = f"{SITE}/rest/api/3/issue/{key}/comment"
+        self.page = payload("comment.list.200.json")  # one comment by a person, not ours
+        self.posted: list[dict] = []
+        responses.add_callback(responses.GET, self.url, callback=self.list)
+        responses.add_callback(responses.POST, self.url, callback=self.post)
+
+    def list(self, request):
+        return 200, {}, json.dumps(dict(self.page, total=len(self.page["comments"])))
+
+    def post(self, request):
+        sent = json.loads(request.body)
+        self.posted.append(sent)
+        made = dict(payload("comment.post.201.json"), id=str(20000 + len(self.posted)), body=sent["body"])
+        self.page["comments"].append(made)  # Jira keeps no properties in a listing without expand
+        return 201, {}, json.dumps(made)
+
+
+def followup(n: int, issue: str = "ED-24", **extra) -> Record:
+    return record(n, conversation="x:1", parent="x:1", thread_object=issue, **extra)
+
+
+@responses.activate
+def test_a_followup_becomes_a_comment_on_the_conversations_issue_and_a_resend_adds_none():
+    issue = FakeIssueComments("ED-24")
+    first = make_sink().send([followup(2), followup(3)])
+    assert [(d.record_id, d.status, d.external_id) for d in first] == [
+        ("x:2", DeliveryStatus.DELIVERED, "20001"), ("x:3", DeliveryStatus.DELIVERED, "20002")]
+    assert not any(c.request.url in (SEARCH, BULK) for c in responses.calls), "a follow-up opens no issue"
+    sent = issue.posted[0]
+    assert sent["properties"] == [{"key": "socialcrm", "value": {"record_id": "x:2"}}]
+    assert sent["body"]["type"] == "doc" and sent["body"]["content"][-1] == {
+        "type": "paragraph", "content": [{"type": "text", "text": "socialcrm record x:2"}]}
+    again = make_sink().send([followup(2), followup(3)])  # a new process: only Jira knows
+    assert [(d.record_id, d.external_id) for d in again] == [("x:2", "20001"), ("x:3", "20002")]
+    assert len(issue.posted) == 2, "a re-sent follow-up adds no second comment"
+
+
+@responses.activate
+def test_a_followup_on_a_deleted_issue_is_rejected_with_the_reason():
+    responses.get(f"{SITE}/rest/api/3/issue/ED-99/comment", status=404,
+                  json={"errorMessages": ["Issue does not exist or you do not have permission to see it."],
+                        "errors": {}})
+    [delivery] = make_sink().send([followup(2, "ED-99")])
+    assert delivery.status is DeliveryStatus.REJECTED and "ED-99 is gone" in delivery.error

@@ -41,7 +41,7 @@ class FakeOrg:
 
     def __init__(self, rsps, *, usage_limit: int = 100_000):
         self.rsps = rsps
-        self.rows: dict[str, dict[str, dict]] = {"Case": {}, "Lead": {}}
+        self.rows: dict[str, dict[str, dict]] = {"Case": {}, "Lead": {}, "CaseComment": {}, "FeedItem": {}}
         self.contacts = [{"Id": "0035g00000XyZaBAAV", "Social_Handle__c": "jane_doe"}]
         self.valid_tokens: set[str] = set()
         self.token_requests: list[dict] = []
@@ -91,8 +91,23 @@ class FakeOrg:
                 return dict(self.fail_objects[kind], referenceId=sub["referenceId"])
             assert sub["body"]["allOrNone"] is False and len(sub["body"]["records"]) <= 200
             return dict(wrap, httpStatusCode=200, body=[self.upsert(kind, ext, r) for r in sub["body"]["records"]])
+        if sub["method"] == "POST" and path == "/services/data/v61.0/composite/sobjects":
+            assert sub["body"]["allOrNone"] is False and len(sub["body"]["records"]) <= 200
+            return dict(wrap, httpStatusCode=200, body=[self.create(r) for r in sub["body"]["records"]])
         if path == "/services/data/v61.0/query":
             soql = unquote(urlsplit(sub["url"]).query.removeprefix("q="))
+            comments = re.fullmatch(r"SELECT Id, ParentId, (\w+) FROM (CaseComment|FeedItem) WHERE ParentId IN "
+                                    r"\((.*?)\)( AND CommentBody LIKE '%socialcrm record %')?", soql)
+            if comments:
+                field, kind, values, _like = comments.groups()
+                parents = {v.strip("'") for v in values.split(",")}
+                template = payload("query_case_comments.json")["records"][0]
+                rows = [{**template, "attributes": {"type": kind, "url": f"/services/data/v61.0/sobjects/{kind}/{c['Id']}"},
+                         "Id": c["Id"], "ParentId": c["ParentId"], field: c[field]}
+                        for c in self.rows[kind].values() if c["ParentId"] in parents]
+                for row in rows:
+                    row.pop("CommentBody" if field == "Body" else "Body", None)
+                return dict(wrap, httpStatusCode=200, body={"totalSize": len(rows), "done": True, "records": rows})
             field, values = re.fullmatch(r"SELECT Id, (\w+) FROM Contact WHERE \1 IN \((.*)\)", soql).groups()
             wanted = {v.strip("'").lower() for v in values.split(",")}
             rows = [{"attributes": {"type": "Contact", "url": f"/services/data/v61.0/sobjects/Contact/{c['Id']}"},
@@ -109,6 +124,18 @@ class FakeOrg:
             return dict(wrap, httpStatusCode=404, body=[{"errorCode": "NOT_FOUND",
                                                          "message": "The requested resource does not exist"}])
         raise AssertionError(f"unexpected subrequest {sub['method']} {sub['url']}")
+
+    def create(self, row):
+        """sObject Collections create of a CaseComment or FeedItem (neither has an external id)."""
+        kind = row["attributes"]["type"]
+        if row["ParentId"] in self.fail:
+            code, message, fields = self.fail[row["ParentId"]]
+            return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": fields}]}
+        comment_id = f"{'00a' if kind == 'CaseComment' else '0D5'}5g{self.next_id:010d}AAV"
+        self.next_id += 1
+        self.rows.setdefault(kind, {})[comment_id] = {"Id": comment_id, **{k: v for k, v in row.items()
+                                                                             if k != "attributes"}}
+        return {"id": comment_id, "success": True, "errors": []}
 
     def upsert(self, kind, ext, record):
         assert record["attributes"] == {"type": kind}
@@ -423,3 +450,68 @@ class TestSalesforceContract(SinkContract):
 
         api.add_callback(responses.POST, TOKEN_URL, callback=system.guard(token, _oauth_error))
         api.add_callback(responses.POST, COMPOSITE_URL, callback=system.guard(composite, _rest_error))
+
+
+# --- follow-ups: a comment on the conversation's Case, once ---
+
+
+def followup(n: int, case_id: str, **extra) -> Record:
+    reply = record(n, **extra)
+    reply.content = f"Still broken after the reset ({n})"
+    reply.conversation, reply.parent, reply.thread_object = "x:1001", "x:1001", case_id
+    return reply
+
+
+def test_a_followup_becomes_a_case_comment_on_the_conversations_case_and_a_resend_adds_none(org):
+    sink = make_sink()
+    [root] = sink.send([record(1)])
+    case_id = root.external_id
+    first = sink.send([followup(2, case_id), followup(3, case_id, by_brand=True)])
+    assert [d.status for d in first] == [DeliveryStatus.DELIVERED] * 2
+    assert len(org.rows["Case"]) == 1, "a follow-up opens no second Case"
+    comments = {c["Id"]: c for c in org.rows["CaseComment"].values()}
+    assert len(comments) == 2 and {c["ParentId"] for c in comments.values()} == {case_id}
+    by_record = {d.record_id: comments[d.external_id] for d in first}
+    assert by_record["x:1002"]["CommentBody"].startswith("Still broken after the reset (2)")
+    assert by_record["x:1002"]["CommentBody"].endswith("socialcrm record x:1002")
+    assert by_record["x:1002"]["IsPublished"] is False and by_record["x:1003"]["IsPublished"] is True
+    calls = len(org.composites)
+    again = sink.send([followup(2, case_id), followup(3, case_id)])
+    assert {d.record_id: d.external_id for d in again} == {d.record_id: d.external_id for d in first}
+    assert len(org.rows["CaseComment"]) == 2, "a re-sent follow-up adds no second comment"
+    assert len(org.composites) == calls + 1, "the re-send cost one query call and no write"
+    query = unquote(org.composites[-1]["compositeRequest"][0]["url"])
+    assert f"FROM CaseComment WHERE ParentId IN ('{case_id}')" in query
+
+
+def test_followups_on_a_lead_or_when_so_configured_are_chatter_feed_items(org):
+    sink = make_sink(followup_object="FeedItem", followup_public=True)
+    [root] = sink.send([record(1)])
+    [lead] = sink.send([record(9, "lead")])
+    deliveries = sink.send([followup(2, root.external_id), followup(3, lead.external_id)])
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 2
+    items = list(org.rows["FeedItem"].values())
+    assert {i["ParentId"] for i in items} == {root.external_id, lead.external_id} and not org.rows["CaseComment"]
+    assert all(i["Type"] == "TextPost" and i["Visibility"] == "AllUsers" for i in items)
+    assert sink.send([followup(2, root.external_id)])[0].external_id == deliveries[0].external_id
+    assert len(org.rows["FeedItem"]) == 2
+    lead_sink = make_sink()  # CaseComment is the default, but a Lead takes only feed items
+    assert lead_sink.send([followup(4, lead.external_id)])[0].status is DeliveryStatus.DELIVERED
+    assert len(org.rows["FeedItem"]) == 3
+
+
+def test_a_comment_salesforce_refuses_is_rejected_with_its_reason(org):
+    org.fail["5005g0000000000404AAV"] = ("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["ParentId"])
+    [delivery] = make_sink().send([followup(2, "5005g0000000000404AAV")])
+    assert delivery.status is DeliveryStatus.REJECTED
+    assert "CaseComment: INVALID_CROSS_REFERENCE_KEY" in delivery.error and "ParentId" in delivery.error
+
+
+def test_a_long_followup_is_cut_to_the_comment_limit_but_keeps_its_marker(org):
+    sink = make_sink()
+    [root] = sink.send([record(1)])
+    reply = followup(2, root.external_id)
+    reply.content = "é" * 5000
+    sink.send([reply])
+    [comment] = org.rows["CaseComment"].values()
+    assert len(comment["CommentBody"].encode()) <= 4000 and comment["CommentBody"].endswith("socialcrm record x:1002")

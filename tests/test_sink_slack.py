@@ -275,3 +275,15 @@ def test_a_gone_webhook_is_an_auth_error_carrying_the_404():
     with pytest.raises(AuthError, match="create a new incoming webhook") as failure:
         make_sink(webhook_url=HOOK).send([record(1)])
     assert failure.value.status == 404 and failure.value.response.text == "no_service"
+
+
+@responses.activate
+def test_a_followup_is_posted_in_the_thread_of_its_conversations_message():
+    bot_post(payload("chat.postMessage.ok.json"))
+    bot_post(payload("chat.postMessage.ok.json"))
+    sink = make_sink()
+    [root] = sink.send([record(1)])
+    [reply] = sink.send([record(2, conversation="x:1", parent="x:1", thread_object=root.external_id)])
+    assert reply.status is DeliveryStatus.DELIVERED
+    first, second = (json.loads(c.request.body) for c in responses.calls)
+    assert "thread_ts" not in first and second["thread_ts"] == "1503435956.000247"

@@ -45,6 +45,8 @@ class FakeZendesk:
         "user_one": (responses.POST, "/api/v2/users/create_or_update"),
         "show_many": (responses.GET, "/api/v2/job_statuses/show_many"),
         "show_one": (responses.GET, re.compile(re.escape(BASE) + r"/api/v2/job_statuses/\w{32}$")),
+        "update_many": (responses.PUT, "/api/v2/tickets/update_many"),
+        "tickets_show_many": (responses.GET, "/api/v2/tickets/show_many"),
     }
     FLOW = ("search", "users_many", "create_many", "show_one")
 
@@ -84,9 +86,10 @@ class FakeZendesk:
         query = parse_qs(urlsplit(request.url).query)
         assert query["filter[type]"] == ["ticket"]
         tag, created = query["query"][0].split(" ")
-        since = created.removeprefix("created>")
+        moment, since = created.split(">")
+        assert moment in ("created", "updated")
         hits = [t for t in self.tickets.values() if t["indexed"] and tag.removeprefix("tags:") in t["tags"]
-                and t["created_at"] > since]
+                and t[f"{moment}_at"] > since]
         size = int(query["page[size]"][0])
         start = int(query.get("page[after]", ["0"])[0])
         page = hits[start:start + size]
@@ -116,9 +119,34 @@ class FakeZendesk:
                 continue
             self.next_id += 1
             self.tickets[self.next_id] = dict(ticket, id=self.next_id, indexed=self.searchable,
-                                              created_at="2026-10-01T10:00:05Z")
+                                              created_at="2026-10-01T10:00:05Z", updated_at="2026-10-01T10:00:05Z",
+                                              comments=[ticket["comment"]])
             results.append({"id": self.next_id, "index": index})
         return 200, {}, json.dumps(self.queue("create_many", results))
+
+    def update_many(self, request):
+        tickets = json.loads(request.body)["tickets"]
+        assert 1 <= len(tickets) <= 100
+        assert len({t["id"] for t in tickets}) == len(tickets), "one entry per ticket in a batch update"
+        self.bodies.setdefault("updates", []).append(tickets)
+        results = []
+        for update in tickets:
+            ticket = self.tickets.get(update["id"])
+            if ticket is None or ticket.get("status") == "closed":
+                template = payload("job_status_completed_update_with_failure.json")["job_status"]["results"][1]
+                results.append(dict(template, id=update["id"]))
+                continue
+            ticket["comments"].append(update["comment"])
+            ticket["tags"] = list(dict.fromkeys([*ticket["tags"], *update.get("additional_tags", [])]))
+            ticket["updated_at"] = "2026-10-01T10:05:00Z"
+            ticket["indexed"] = self.searchable
+            results.append({"action": "update", "id": update["id"], "status": "Updated", "success": True})
+        return 200, {}, json.dumps(self.queue("update_many", results))
+
+    def tickets_show_many(self, request):
+        ids = [int(i) for i in parse_qs(urlsplit(request.url).query)["ids"][0].split(",")]
+        assert len(ids) <= 100
+        return 200, {}, json.dumps({"tickets": [self.public(self.tickets[i]) for i in ids if i in self.tickets]})
 
     def users_many(self, request):
         if not self.bulk_users:
@@ -173,7 +201,7 @@ class FakeZendesk:
 
     @staticmethod
     def public(ticket):
-        return {k: v for k, v in ticket.items() if k not in ("indexed", "comment")}
+        return {k: v for k, v in ticket.items() if k not in ("indexed", "comment", "comments")}
 
     def index_all(self):
         for ticket in self.tickets.values():
@@ -542,3 +570,86 @@ def test_bad_credentials_carry_the_401_and_zendesks_answer(rsps, clock):
     with pytest.raises(AuthError) as info:
         make_sink(clock).send([record(1)])
     assert info.value.status == 401 and info.value.response.json() == payload("error_unauthorized.json")
+
+
+# --- follow-ups: a comment on the conversation's ticket, once ---
+
+FOLLOWUP_FLOW = ("search", "users_many", "create_many", "show_one", "show_many", "update_many")
+
+
+def followup(n: int, ticket_id: str, **extra) -> Record:
+    reply = record(n, **extra)
+    reply.content = f"Still broken after the reset ({n})"
+    reply.conversation, reply.parent, reply.thread_object = "x:1001", "x:1001", ticket_id
+    return reply
+
+
+def test_a_followup_becomes_a_comment_on_the_conversations_ticket_and_a_resend_adds_none(fake, clock):
+    zd = fake(*FOLLOWUP_FLOW)
+    sink = make_sink(clock)
+    [root] = sink.send([record(1)])
+    ticket = zd.tickets[int(root.external_id)]
+    first = sink.send([followup(2, root.external_id), followup(3, root.external_id, by_brand=True)])
+    assert {d.status for d in first} == {DeliveryStatus.DELIVERED}
+    assert {d.external_id for d in first} == {root.external_id}
+    assert len(zd.tickets) == 1, "a follow-up opens no second ticket"
+    assert [c["public"] for c in ticket["comments"]] == [False, False, True]
+    assert ticket["comments"][1]["body"].startswith("Still broken after the reset (2)")
+    assert sink.followup_tag(followup(2, "")) in ticket["tags"]
+    assert [len(b) for b in zd.bodies["updates"]] == [1, 1], "one entry per ticket in each update_many"
+    again = make_sink(clock)  # a restarted process: only Zendesk can say what is there
+    calls = len(zd.requests)
+    answers = again.send([followup(2, root.external_id), followup(3, root.external_id)])
+    assert {d.record_id: d.status for d in answers} == {"x:1002": DeliveryStatus.DELIVERED,
+                                                        "x:1003": DeliveryStatus.DELIVERED}
+    assert len(ticket["comments"]) == 3, "a re-sent follow-up adds no second comment"
+    assert zd.requests[calls:] == [("GET", "/api/v2/search/export")]
+
+
+def test_a_followup_on_a_closed_ticket_opens_a_followup_ticket_instead(fake, clock):
+    zd = fake("search", "users_many", "create_many", "show_one", "update_many")
+    sink = make_sink(clock)
+    [root] = sink.send([record(1)])
+    zd.tickets[int(root.external_id)]["status"] = "closed"
+    reply = followup(2, root.external_id, author="u1")
+    [refused] = sink.send([reply])
+    assert refused.status is DeliveryStatus.RETRY
+    assert "TicketUpdateFailed" in refused.error and "closed prevents ticket update" in refused.error
+    assert refused.retry_after == sink.config["poll_interval"]
+    [opened] = sink.send([reply])
+    assert opened.status is DeliveryStatus.DELIVERED and opened.external_id != root.external_id
+    made = zd.bodies["tickets"][-1][0]
+    assert made["via_followup_source_id"] == int(root.external_id) and made["external_id"] == "x:1002"
+    assert len(zd.tickets[int(root.external_id)]["comments"]) == 1, "the closed ticket got no comment"
+
+
+def test_a_followup_update_without_an_answer_is_read_from_the_ticket_before_it_is_sent_again(fake, clock, rsps):
+    import requests as requests_lib
+
+    zd = fake("search", "users_many", "create_many", "show_one", "tickets_show_many")
+    sink = make_sink(clock)
+    [root] = sink.send([record(1)])
+
+    def lost(request):  # Zendesk queues the job, then the answer never arrives
+        zd.update_many(request)
+        raise requests_lib.ConnectionError("connection reset by peer")
+    rsps.add_callback(responses.PUT, BASE + "/api/v2/tickets/update_many", callback=lost)
+    [first] = sink.send([followup(2, root.external_id)])
+    assert first.status is DeliveryStatus.RETRY
+    zd.searchable = False
+    zd.tickets[int(root.external_id)]["indexed"] = False  # search has not seen the update yet
+    [second] = sink.send([followup(2, root.external_id)])
+    assert second.status is DeliveryStatus.DELIVERED
+    assert len(zd.tickets[int(root.external_id)]["comments"]) == 2
+    assert ("GET", "/api/v2/tickets/show_many") in zd.requests
+
+
+def test_a_thousand_followups_cost_at_most_fifteen_calls(fake, clock):
+    zd = fake(*FOLLOWUP_FLOW)
+    sink = make_sink(clock)
+    roots = sink.send([record(n, author="same") for n in range(1000)])
+    calls = len(zd.requests)
+    replies = [followup(2000 + n, d.external_id) for n, d in enumerate(roots)]
+    answers = sink.send(replies)
+    assert {d.status for d in answers} == {DeliveryStatus.DELIVERED} and len(answers) == 1000
+    assert len(zd.requests) - calls <= 15

@@ -22,7 +22,7 @@ from socialcrm.core.engine.circuit import FAILED, HALF_OPEN, HELD, OK, CircuitBr
 from socialcrm.core.engine.config import SinkConfig
 from socialcrm.core.sdk.connector import Sink
 from socialcrm.core.sdk.errors import AuthError, RetriableError
-from socialcrm.core.sdk.model import Delivery, DeliveryStatus
+from socialcrm.core.sdk.model import Delivery, DeliveryStatus, Record
 from socialcrm.core.store import Claimed, Outcome, Store
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class Deliverer:
     def _send(self, name: str, sink: Sink, cfg: SinkConfig, claimed: Sequence[Claimed],
               stats: DeliveryStats) -> list[Delivery]:
         records = [c.record for c in claimed]
+        self._fill_thread_objects(name, records)
         clients = getattr(getattr(sink, "context", None), "http_clients", None)
         calls_before = sum(c.calls for c in clients) if clients else 0
         try:
@@ -178,6 +179,30 @@ class Deliverer:
             if cfg.daily_call_budget is not None:
                 self.store.add_calls(name, utc_day(self.clock()), made)
         return deliveries
+
+    def _fill_thread_objects(self, name: str, records: Sequence[Record]) -> None:
+        """Tell each reply the object its conversation already has in this sink (``Record.thread_object``),
+        so the sink adds to it; a reply whose conversation has none there opens a new one, and says why."""
+        replies = [r for r in records if r.conversation and r.conversation != r.id]
+        if not replies:
+            return
+        roots = self.store.outbox.conversation_roots(name, {r.conversation for r in replies})
+        for record in replies:
+            root = roots.get(record.conversation)
+            if root is not None and root.state == "delivered" and root.external_id:
+                record.thread_object = root.external_id
+                continue
+            if root is None:
+                why = f"has no delivery to {name} (it was not routed there, or was erased)"
+            elif root.state == "dead":
+                why = f"was rejected by {name} (dead-lettered)"
+            elif root.state == "delivered":
+                why = f"was delivered to {name} without an id to add to"
+            else:
+                why = f"is still {root.state.replace('_', ' ')} in {name}"
+            record.reasons.append(f"follow-up in conversation {record.conversation}, whose first record {why}: "
+                                  "opened as a new object")
+            log.info("sink %s: record %s opens a new object: its conversation's first record %s", name, record.id, why)
 
     def _outcomes(self, name: str, cfg: SinkConfig, claimed: Sequence[Claimed], deliveries: Sequence[Delivery],
                   stats: DeliveryStats) -> list[Outcome]:

@@ -142,5 +142,9 @@ class Sink(Connector):
         A record the system refuses for good is ``Delivery.rejected`` (it goes to the dead-letter
         queue); a transient failure is ``Delivery.retry``. Raising ``RetriableError`` means every
         record of the batch is retried.
+
+        A record whose ``thread_object`` is set is a follow-up: add it to that object (the one its
+        conversation's first record made in this sink) rather than opening another; see "Follow-ups" in
+        docs/writing-plugins.md.
         """
         raise NotImplementedError

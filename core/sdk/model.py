@@ -123,7 +123,13 @@ class Record:
     ``id`` is derived from the mention (``network:native_id``) and is the idempotency key for every
     sink. ``reasons`` says in plain words which terms, scores and rules decided each field.
     ``conversation`` is the id of the thread's root post (a post that starts a thread is its own
-    conversation); ``parent`` the post it answers, if any.
+    conversation); ``parent`` the post it answers, if any; ``by_brand`` is true for the brand's own reply
+    (sinks write it as an agent's public comment).
+
+    ``thread_object`` is not stored: the host sets it for one sink just before ``send``. It is the id, in
+    that sink, of the object the conversation already has (the external id its first record was delivered
+    with), so a record with a ``thread_object`` is a *follow-up* that updates that object instead of
+    opening another; ``None`` means open a new one (``reasons`` then says why, when it is a reply).
     """
 
     id: str
@@ -149,6 +155,13 @@ class Record:
     confidence: float = 0.5  # how sure learning is of type and sentiment, 0-1
     conversation: str | None = None
     parent: str | None = None
+    by_brand: bool = False
+    thread_object: str | None = None
+
+    @property
+    def is_followup(self) -> bool:
+        """True when this record updates the object its conversation already has in the sink at hand."""
+        return self.thread_object is not None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -165,7 +178,7 @@ class Record:
             "influence": {"score": i.score, "tier": i.tier}, "priority": self.priority, "mode": self.mode,
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
             "reposts": self.reposts, "confidence": self.confidence,
-            "conversation": self.conversation, "parent": self.parent,
+            "conversation": self.conversation, "parent": self.parent, "by_brand": self.by_brand,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 
@@ -173,6 +186,7 @@ class Record:
     def from_dict(cls, data: dict[str, Any]) -> "Record":
         """Rebuild a record from ``to_dict`` output."""
         data = dict(data)
+        data.pop("thread_object", None)  # per sink and per send, never stored
         data["created_at"] = utc(datetime.fromisoformat(data["created_at"].replace("Z", "+00:00")))
         data["author"] = Author(**data.get("author") or {})
         data["sentiment"] = Sentiment(**data.get("sentiment") or {})

@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, cast, exists, func, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from socialcrm.core.sdk.model import Record
 from socialcrm.core.store import audit as audit_trail
@@ -34,6 +35,16 @@ class Claimed:
     outbox_id: int
     record: Record
     attempts: int
+
+
+@dataclass(frozen=True)
+class ConversationRoot:
+    """Where the first record of a conversation stands in one sink: its outbox state and, once delivered,
+    the id of the object it made there."""
+
+    record_id: str
+    state: str  # pending | in_flight | retry | delivered | dead
+    external_id: str | None = None
 
 
 @dataclass
@@ -67,12 +78,13 @@ class Outbox:
         token = str(uuid.uuid4())
         due = or_(and_(outbox.c.state.in_(("pending", "retry")), outbox.c.next_attempt_at <= now),
                   and_(outbox.c.state == "in_flight", outbox.c.lease_until < now))
-        query = select(outbox.c.id).where(outbox.c.sink == sink, OPEN, due)
+        query = (select(outbox.c.id).join(records, records.c.id == outbox.c.record_id)
+                 .where(outbox.c.sink == sink, OPEN, due, ~self._root_still_open()))
         if priorities:
             query = query.where(outbox.c.priority.in_(priorities))
         query = query.order_by(outbox.c.priority, outbox.c.id).limit(limit)
         if self.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=outbox)
         mark = (update(outbox).where(outbox.c.id.in_(query.scalar_subquery()))
                 .values(state="in_flight", lease_until=now + lease_seconds, claim=token, updated_at=now)
                 .returning(outbox.c.id, outbox.c.record_id, outbox.c.priority, outbox.c.attempts))
@@ -84,6 +96,29 @@ class Outbox:
                     select(records.c.id, records.c.data, records.c.reposts).where(records.c.id.in_(chunk))))
         return token, [Claimed(row.id, load_record(*stored[row.record_id]), row.attempts)
                        for row in rows if row.record_id in stored]
+
+    def _root_still_open(self):
+        """True for a follow-up whose conversation's first record is not yet delivered (nor dead) in the same
+        sink: it waits, so the sink finds the conversation's object when the follow-up comes."""
+        root = outbox.alias("conversation_root")
+        if self.db.is_postgres:
+            conversation = cast(records.c.data, JSONB)["conversation"].astext
+        else:
+            conversation = func.json_extract(records.c.data, "$.conversation")
+        return exists().where(root.c.sink == outbox.c.sink, root.c.record_id == conversation,
+                              root.c.record_id != outbox.c.record_id,
+                              root.c.state.in_([literal_column(f"'{state}'") for state in OPEN_STATES]))
+
+    def conversation_roots(self, sink: str, conversations: Iterable[str]) -> dict[str, ConversationRoot]:
+        """The outbox rows in ``sink`` of these conversations' first records, by conversation id (a
+        conversation whose first record has no row there, never routed to it or erased, is left out)."""
+        found: dict[str, ConversationRoot] = {}
+        with self.db.connect() as conn:
+            for chunk in chunks(sorted(set(conversations))):
+                found.update((row.record_id, ConversationRoot(row.record_id, row.state, row.external_id))
+                             for row in conn.execute(select(outbox.c.record_id, outbox.c.state, outbox.c.external_id)
+                                                     .where(outbox.c.sink == sink, outbox.c.record_id.in_(chunk))))
+        return found
 
     def complete(self, token: str, outcomes: Iterable[Outcome], now: float | None = None) -> int:
         """Write outcomes back to rows this claim still holds; returns how many rows were updated.

@@ -115,3 +115,15 @@ def by_priority(records: list[Record]) -> list[Record]:
     """Most urgent first, then most influential, then oldest."""
     rank = {p: i for i, p in enumerate(PRIORITY_ORDER)}
     return sorted(records, key=lambda r: (rank.get(r.priority, len(rank)), -r.influence.score, r.created_at))
+
+
+#: What a record is to a system that takes events: a new object, or an update of the conversation's one.
+RECORD_CREATED, CONVERSATION_UPDATED = "record.created", "conversation.updated"
+
+
+def event(record: Record) -> dict[str, str | None]:
+    """The conversation fields the event sinks (webhook, jsonl, console) add to a record: ``event``
+    (``record.created`` or, for a follow-up, ``conversation.updated``), ``conversation`` (the thread's root
+    record id) and ``thread_object`` (the conversation's object in this sink, for a follow-up)."""
+    return {"event": CONVERSATION_UPDATED if record.thread_object else RECORD_CREATED,
+            "conversation": record.conversation, "thread_object": record.thread_object}

@@ -1,5 +1,7 @@
 """console sink: one readable line per record on standard output, for trying routes out.
 
+A follow-up's line ends with ``(conversation.updated <conversation> on <thread_object>)``.
+
     [sinks.screen]
     plugin = "console"
 """
@@ -11,6 +13,8 @@ from typing import Sequence
 from marshmallow import fields
 
 from socialcrm import Delivery, Record, Sink, hookimpl, StrictSchema
+
+from . import _render as render
 
 
 class ConsoleSinkConfig(StrictSchema):
@@ -30,12 +34,20 @@ class ConsoleSink(Sink):
         for r in records:
             text = " ".join(r.content.split())
             sys.stdout.write(f"[{r.priority}] {r.type:<5} {r.sentiment.label:<8} {r.network}/@{r.author.handle} "
-                             f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}\n")
+                             f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}"
+                             f"{_followup_note(r)}\n")
             if self.config["reasons"]:
                 for reason in r.reasons:
                     sys.stdout.write(f"      - {reason}\n")
         sys.stdout.flush()
         return [Delivery.delivered(r.id, external_id=r.id) for r in records]
+
+
+def _followup_note(record: Record) -> str:
+    fields = render.event(record)
+    if not record.thread_object:
+        return ""
+    return f" ({fields['event']} {fields['conversation']} on {fields['thread_object']})"
 
 
 @hookimpl

@@ -16,6 +16,11 @@ Every message carries a ``Message-ID`` derived from the record id (a digest's fr
 so a message sent again after a crash is recognisably the same message. SMTP has no idempotency key:
 within one process a record is never mailed twice; across a restart the same Message-ID lets mail
 clients and archives fold the copy away.
+
+A follow-up (``Record.thread_object`` is the Message-ID its conversation's first message went out with)
+is mailed as a reply to it: ``In-Reply-To`` and ``References`` name that message and the subject starts with
+``Re:``, so mail clients thread the conversation. (A digest is about many conversations and carries no
+thread headers.)
 """
 from __future__ import annotations
 
@@ -261,9 +266,14 @@ class EmailSink(Sink):
         return message
 
     def compose(self, record: Record) -> EmailMessage:
-        """One record as a message with a plain-text part and an HTML alternative."""
-        message = self._envelope(render.headline(record, 150), record.id)
+        """One record as a message with a plain-text part and an HTML alternative; a follow-up as a reply."""
+        thread = _thread_message_id(record)
+        message = self._envelope(("Re: " if thread else "") + render.headline(record, 150), record.id)
         message["X-Socialcrm-Record-Id"] = render.one_line(record.id, 200)
+        if thread:
+            message["In-Reply-To"] = thread
+            message["References"] = thread
+            message["X-Socialcrm-Conversation"] = render.one_line(record.conversation or "", 200)
         message.set_content(_text_block(record))
         message.add_alternative(_html_page(_html_block(record)), subtype="html")
         return message
@@ -283,6 +293,12 @@ class EmailSink(Sink):
         message.add_alternative(_html_page(f"<p>{len(ordered)} {noun} ({html.escape(summary)}), most urgent "
                                            f"first.</p><hr>{body}"), subtype="html")
         return message
+
+
+def _thread_message_id(record: Record) -> str | None:
+    """The Message-ID a follow-up answers: its conversation's first message (only a ``<...>`` id is one)."""
+    thread = (record.thread_object or "").strip()
+    return thread if thread.startswith("<") and thread.endswith(">") and "\n" not in thread else None
 
 
 def _text(value: bytes | str) -> str:

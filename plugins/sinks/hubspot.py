@@ -15,6 +15,11 @@ A ticket is keyed by the record id, a contact by the author (``network:author id
 ``id_property``; writes are upserts on it, so a re-send updates the same object. Every input carries an
 ``objectWriteTraceId`` (a hash of that key), which HubSpot echoes on each result and on each error of
 a multi-status (207) answer, so every record gets its own outcome.
+
+A follow-up (``Record.thread_object`` names the conversation's ticket, or contact) becomes a note associated
+with it: ``notes/search`` on ``id_property`` (which notes must have too, as a plain text property) finds the
+notes already made for the batch, and ``notes/batch/create`` makes the rest with their association (100 a
+call), so a re-sent follow-up adds no second note.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from typing import Any, Sequence
 import requests
 from marshmallow import fields, validate
 
-from socialcrm import AuthError, Delivery, hookimpl, PRIORITIES, Record, ResponseAction, Sink, StrictSchema
+from socialcrm import AuthError, Delivery, hookimpl, isoformat, PRIORITIES, Record, ResponseAction, Sink, StrictSchema
 
 from . import _render as render
 
@@ -34,6 +39,8 @@ DEFAULT_PRIORITIES = {"P1": "HIGH", "P2": "HIGH", "P3": "MEDIUM", "P4": "LOW"}
 RETRY_CATEGORIES = frozenset({"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT",
                               "LOCKED", "CONFLICT"})
 SCOPES = {"tickets": "tickets", "contacts": "crm.objects.contacts.read and crm.objects.contacts.write"}
+#: HubSpot-defined association types from a note to the object the conversation has.
+NOTE_TO = {"tickets": 228, "contacts": 202}
 
 
 class HubSpotSinkConfig(StrictSchema):
@@ -79,6 +86,8 @@ class HubSpotSink(Sink):
         self.base = f"{config['api_url'].rstrip('/')}/crm/v3/objects/{config['object']}"
         self.http = context.http(timeout=config["timeout"], secrets=set(context.secrets) | {config["token"]})
         self.http.session.headers["Authorization"] = f"Bearer {config['token']}"
+        self.notes = f"{config['api_url'].rstrip('/')}/crm/v3/objects/notes"
+        self._noted: dict[str, str] = {}  # record id -> note id, for a retry before search sees the note
 
     # --- the hook points: check and send ---
 
@@ -91,6 +100,13 @@ class HubSpotSink(Sink):
                 f"unique property {cfg['id_property']} (the private app needs {SCOPES[cfg['object']]})")
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
+        out = self._send_followups(list({r.id: r for r in records if r.thread_object}.values()))
+        records = [r for r in records if not r.thread_object]
+        if not records:
+            return out
+        return out + self._send_objects(records)
+
+    def _send_objects(self, records: Sequence[Record]) -> list[Delivery]:
         inputs: dict[str, _Input] = {}
         for record in records:
             key = self.key(record)
@@ -128,6 +144,60 @@ class HubSpotSink(Sink):
         props.update(cfg["properties"])
         props[cfg["id_property"]] = self.key(record)
         return props
+
+    # --- follow-ups: a note on the conversation's object ---
+
+    def _send_followups(self, records: list[Record]) -> list[Delivery]:
+        out: list[Delivery] = []
+        for start in range(0, len(records), BATCH_MAX):
+            chunk = records[start:start + BATCH_MAX]
+            found = self._notes_made([r.id for r in chunk if r.id not in self._noted])
+            found.update((r.id, self._noted[r.id]) for r in chunk if r.id in self._noted)
+            out.extend(Delivery.delivered(r.id, found[r.id]) for r in chunk if r.id in found)
+            missing = [r for r in chunk if r.id not in found]
+            if missing:
+                out.extend(self._create_notes(missing))
+        return out
+
+    def _notes_made(self, record_ids: list[str]) -> dict[str, str]:
+        """Record id -> note id for the follow-ups that already have their note (``notes/search``)."""
+        if not record_ids:
+            return {}
+        idp = self.config["id_property"]
+        response = self._call("POST", f"{self.notes}/search", json={
+            "filterGroups": [{"filters": [{"propertyName": idp, "operator": "IN", "values": record_ids}]}],
+            "properties": [idp], "limit": BATCH_MAX})
+        data = _json(response)
+        if response.status_code >= 300:
+            raise AuthError(f"HubSpot cannot search notes by {idp} ({_describe(data, response.status_code)}): "
+                            f"create {idp} as a note property too, and give the private app the notes scopes")
+        return {(r.get("properties") or {}).get(idp): str(r.get("id")) for r in data.get("results") or []}
+
+    def _create_notes(self, records: list[Record]) -> list[Delivery]:
+        idp = self.config["id_property"]
+        items = [_Input(r.id, render.record_hash(r.id, 24), {}, [r]) for r in records]
+        inputs = [{"objectWriteTraceId": item.trace,
+                   "properties": {"hs_timestamp": isoformat(r.created_at), "hs_note_body": _ticket_body(r), idp: r.id},
+                   "associations": [{"to": {"id": r.thread_object}, "types": [
+                       {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO[self.config["object"]]}]}]}
+                  for item, r in zip(items, records)]
+        response = self._call("POST", f"{self.notes}/batch/create", json={"inputs": inputs})
+        data = _json(response)
+        by_trace = {item.trace: item for item in items}
+        outcomes: dict[str, Delivery] = {}
+        if response.status_code < 300 or response.status_code == 207:
+            for result in data.get("results") or []:
+                item = by_trace.get(result.get("objectWriteTraceId"))
+                if item:
+                    self._noted[item.key] = str(result.get("id"))
+                    outcomes[item.key] = Delivery.delivered(item.key, str(result.get("id")))
+            for error in data.get("errors") or []:
+                self._apply_error(error, by_trace, outcomes)
+            # Not retried blind: a note HubSpot made but did not report is found by the search next time.
+            return self._complete(items, outcomes, "HubSpot's answer did not mention this note")
+        self._apply_error(data, by_trace, outcomes)
+        return self._complete(items, outcomes, f"HubSpot refused the notes: {_describe(data, response.status_code)}") \
+            if outcomes else [Delivery.rejected(r.id, _describe(data, response.status_code)) for r in records]
 
     # --- writing ---
 

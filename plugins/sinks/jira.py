@@ -15,9 +15,16 @@ carries the label ``socialcrm-<sha256(record id)[:24]>``; before creating, the s
 those labels and takes issues it finds as already delivered, so a re-send never opens a second
 issue. Jira's search may lag a write by a few seconds; the sink also remembers what it created
 within the process, which covers a retry inside that window.
+
+A follow-up (``Record.thread_object`` names the conversation's issue) becomes a comment on that issue
+(``POST /rest/api/3/issue/{key}/comment``; Jira has no bulk comment endpoint). The comment ends with the
+line ``socialcrm record <id>`` and carries the entity property ``socialcrm`` = ``{"record_id": id}``; before
+posting, the sink reads the issue's comments (one call a page of 100 per issue) and takes a comment with
+that line as already there, so a re-sent follow-up adds no second comment.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -34,6 +41,9 @@ from . import _render as render
 BULK_MAX = 50  # POST /rest/api/3/issue/bulk: "Creates upto 50 issues"
 SEARCH_PAGE = 100
 LABEL_PREFIX = "socialcrm-"
+COMMENT_PAGE = 100
+COMMENT_PROPERTY = "socialcrm"
+_MARKER = re.compile(r"socialcrm record (\S+)")
 #: Jira Cloud sends X-RateLimit-Remaining and X-RateLimit-Reset (an ISO 8601 time) besides Retry-After.
 JIRA_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "iso")
 
@@ -113,8 +123,10 @@ class JiraSink(Sink):
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         unique = list({r.id: r for r in records}.values())
+        out = self._send_followups([r for r in unique if r.thread_object])
+        unique = [r for r in unique if not r.thread_object]
         found = self._search([record_label(r.id) for r in unique if r.id not in self._created])
-        out, todo = [], []
+        todo = []
         for record in unique:
             key = self._created.get(record.id) or found.get(record_label(record.id))
             if key:
@@ -146,6 +158,62 @@ class JiraSink(Sink):
             if page.get("isLast", True) or not token or token == body.get("nextPageToken"):
                 return found
             body["nextPageToken"] = token
+
+    # --- follow-ups: a comment on the conversation's issue ---
+
+    def _send_followups(self, records: list[Record]) -> list[Delivery]:
+        by_issue: dict[str, list[Record]] = {}
+        for record in records:
+            by_issue.setdefault(record.thread_object, []).append(record)
+        out: list[Delivery] = []
+        for issue, group in by_issue.items():
+            url = f"{self.base}/rest/api/3/issue/{issue}/comment"
+            there = self._comments_made(url)
+            if there is None:
+                out.extend(Delivery.rejected(r.id, f"Jira issue {issue} is gone (404) or not visible to the account: "
+                                                   "the follow-up has nothing to comment on") for r in group)
+                continue
+            for record in group:
+                if record.id in there:
+                    out.append(Delivery.delivered(record.id, there[record.id]))
+                    continue
+                response = self.http.post(url, classify=False, json=self.comment(record))
+                if response.status_code == 201:
+                    out.append(Delivery.delivered(record.id, str(response.json().get("id"))))
+                else:
+                    reason = self.http.redact(f"Jira refused the comment on {issue}: HTTP {response.status_code}: "
+                                              f"{response.text[:300]}")
+                    out.append(Delivery.rejected(record.id, reason))
+        return out
+
+    def _comments_made(self, url: str) -> dict[str, str] | None:
+        """Comment ids by record id for the follow-ups already on an issue; ``None`` if the issue is gone."""
+        found: dict[str, str] = {}
+        start = 0
+        while True:
+            response = self.http.get(url, classify=False, params={"startAt": start, "maxResults": COMMENT_PAGE})
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise FatalError(self.http.redact(f"Jira: reading the comments at {url}: HTTP {response.status_code}"),
+                                 response=response)
+            page = response.json()
+            comments = page.get("comments") or []
+            for comment in comments:
+                for prop in comment.get("properties") or []:
+                    if prop.get("key") == COMMENT_PROPERTY and isinstance(prop.get("value"), dict):
+                        found.setdefault(str(prop["value"].get("record_id")), str(comment.get("id")))
+                for record_id in _MARKER.findall(_adf_text(comment.get("body"))):
+                    found.setdefault(record_id, str(comment.get("id")))
+            start += len(comments)
+            if not comments or start >= int(page.get("total") or 0):
+                return found
+
+    def comment(self, record: Record) -> dict:
+        """The comment for a follow-up: the record in ADF, its marker line, and the ``socialcrm`` property."""
+        body = description(record)
+        body["content"].append(_paragraph(_text(f"socialcrm record {record.id}")))
+        return {"body": body, "properties": [{"key": COMMENT_PROPERTY, "value": {"record_id": record.id}}]}
 
     # --- bulk create ---
 
@@ -221,6 +289,16 @@ def _paragraph(*nodes: dict) -> dict:
 def _bullets(items: list[list[dict]]) -> dict:
     return {"type": "bulletList", "content": [{"type": "listItem", "content": [_paragraph(*nodes)]}
                                               for nodes in items]}
+
+
+def _adf_text(node: Any) -> str:
+    """The text of an ADF document, one line per text node."""
+    if isinstance(node, dict):
+        own = node.get("text") if node.get("type") == "text" else None
+        return "\n".join(t for t in [own or "", *(_adf_text(c) for c in node.get("content") or [])] if t)
+    if isinstance(node, str):
+        return node
+    return ""
 
 
 def description(record: Record) -> dict:

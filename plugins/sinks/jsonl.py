@@ -1,5 +1,8 @@
 """jsonl sink: appends each record as one JSON line; a record already in the file is not written again.
 
+Each line is the record plus ``event`` (``record.created``, or ``conversation.updated`` for a follow-up) and
+``thread_object`` (for a follow-up, the line id its conversation's first record was written under).
+
     [sinks.archive]
     plugin = "jsonl"
     path = "out/records.jsonl"
@@ -14,6 +17,8 @@ from typing import Sequence
 from marshmallow import fields, validate
 
 from socialcrm import Delivery, Record, Sink, hookimpl, StrictSchema
+
+from . import _render as render
 
 
 class JsonlSinkConfig(StrictSchema):
@@ -58,7 +63,7 @@ class JsonlSink(Sink):
         out, lines = [], []
         for record in records:
             if record.id not in self._written:
-                lines.append(orjson.dumps(record.to_dict()) + b"\n")
+                lines.append(orjson.dumps({**record.to_dict(), **render.event(record)}) + b"\n")
                 self._written.add(record.id)
             out.append(Delivery.delivered(record.id, external_id=record.id))
         if lines:

@@ -11,7 +11,14 @@
 Every write is an upsert on ``external_id_field`` (the record id) through sObject Collections (200 records
 each), up to five collections per Composite request, which Salesforce counts as ONE call toward the org's
 daily limit; a re-send therefore updates the Case it made instead of opening a second one. Authors are
-matched to Contacts with one batched SOQL query per send. The ``Sforce-Limit-Info`` header is read on every
+matched to Contacts with one batched SOQL query per send.
+
+A follow-up (a record whose conversation already has a Case here, ``Record.thread_object``) becomes a
+``CaseComment`` on that Case (or a Chatter ``FeedItem``: ``followup_object``; a conversation that began as a
+Lead always gets a FeedItem). Neither object can hold an external id, so every comment ends with the marker
+line ``socialcrm record <id>``: one Composite request of SOQL queries reads the markers already on the
+batch's Cases (``ParentId IN (...)``) and one Composite request of sObject Collections creates the rest, so
+a re-sent follow-up adds no second comment and 1,000 follow-ups cost about three calls. The ``Sforce-Limit-Info`` header is read on every
 response: ``api_usage`` holds the last (used, limit) pair.
 """
 from __future__ import annotations
@@ -31,7 +38,7 @@ from socialcrm import (
     AuthError, ConfigError, Delivery, FatalError, hookimpl, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink,
     StrictSchema)
 
-from ._crm import check_source, social_identity, value_of
+from ._crm import check_source, description, social_identity, value_of
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,11 @@ DEFAULT_CONTACT_LINKS = {"Case": "ContactId"}
 FIELD_LIMITS = {"Subject": 255, "SuppliedName": 80, "LastName": 80, "Company": 255, "Description": 32000}
 CONTACT_VALUES = ("handle", "at_handle", "author_id", "social_id", "profile_url", "author_name")
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+FOLLOWUP_OBJECTS = ("CaseComment", "FeedItem")
+#: The body field of each follow-up object and the most bytes it holds.
+FOLLOWUP_BODY = {"CaseComment": ("CommentBody", 4000), "FeedItem": ("Body", 10000)}
+CASE_PREFIX = "500"  # the key prefix of Case ids: only Cases take CaseComments
+_MARKER = re.compile(r"socialcrm record (\S+)\s*$")
 
 
 def _secret_hint(field_name: str) -> str:
@@ -104,6 +116,8 @@ class SalesforceSinkConfig(StrictSchema):
     contact_value = fields.String(load_default="handle", validate=validate.OneOf(CONTACT_VALUES))
     contact_links = fields.Dict(keys=fields.String(), values=fields.String(),
                                 load_default=lambda: dict(DEFAULT_CONTACT_LINKS))
+    followup_object = fields.String(load_default="CaseComment", validate=validate.OneOf(FOLLOWUP_OBJECTS))
+    followup_public = fields.Boolean(load_default=False)
     limit_backoff = fields.Float(load_default=3600.0, validate=validate.Range(min=0))
     timeout = fields.Float(load_default=30.0, validate=validate.Range(min=1))
 
@@ -315,15 +329,7 @@ class SalesforceSink(Sink):
                          and (key := self._contact_key(r))})
         if not field or not wanted:
             return {}
-        chunks, current, size = [], [], 0
-        for value in wanted:
-            quoted = _soql_quote(value)
-            if current and size + len(quoted) > QUERY_CHARS:
-                chunks.append(current)
-                current, size = [], 0
-            current.append(quoted)
-            size += len(quoted) + 1
-        chunks.append(current)
+        chunks = _quoted_chunks(wanted)
         found: dict[str, str] = {}
         for start in range(0, len(chunks), COMPOSITE_HEAVY):
             subrequests = []
@@ -370,9 +376,9 @@ class SalesforceSink(Sink):
         return body
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
-        out: list[Delivery] = []
+        out: list[Delivery] = self._send_followups([r for r in records if r.thread_object])
         by_kind: dict[str, list[Record]] = {}
-        for record in records:
+        for record in (r for r in records if not r.thread_object):
             kind = self.objects.get(record.type)
             if kind is None:
                 out.append(Delivery.rejected(record.id, f"no Salesforce object is configured for {record.type!r} "
@@ -422,6 +428,78 @@ class SalesforceSink(Sink):
                 if fields_named:
                     message += f" (fields: {', '.join(fields_named)})"
                 out.append(_failed(record.id, kind, code, message))
+        return out
+
+    # --- follow-ups ---
+
+    def _followup_kind(self, record: Record) -> str:
+        """CaseComment on a Case when so configured; a FeedItem otherwise (Leads take no CaseComments)."""
+        if self.config["followup_object"] == "CaseComment" and record.thread_object.startswith(CASE_PREFIX):
+            return "CaseComment"
+        return "FeedItem"
+
+    def _followup_payload(self, record: Record, kind: str) -> dict[str, Any]:
+        field, limit = FOLLOWUP_BODY[kind]
+        public = record.by_brand or self.config["followup_public"]
+        body: dict[str, Any] = {"attributes": {"type": kind}, "ParentId": record.thread_object,
+                                field: _marked_body(record, limit)}
+        if kind == "CaseComment":
+            body["IsPublished"] = public
+        else:
+            body.update(Type="TextPost", Visibility="AllUsers" if public else "InternalUsers")
+        return body
+
+    def _comments_made(self, groups: dict[str, list[Record]]) -> dict[str, str]:
+        """Comment ids by record id for follow-ups whose marker is already on their Case (or Lead)."""
+        queries = []
+        for kind, group in groups.items():
+            field = FOLLOWUP_BODY[kind][0]
+            for chunk in _quoted_chunks(sorted({r.thread_object for r in group})):
+                marker = "" if kind == "FeedItem" else f" AND {field} LIKE '%socialcrm record %'"  # Body: no filter
+                queries.append(f"SELECT Id, ParentId, {field} FROM {kind} WHERE ParentId IN ({','.join(chunk)})"
+                               f"{marker}")
+        found: dict[str, str] = {}
+        for start in range(0, len(queries), COMPOSITE_HEAVY):
+            subrequests = [{"method": "GET", "referenceId": f"comments{start + n}",
+                            "url": f"/services/data/{self.version}/query?q={quote(soql)}"}
+                           for n, soql in enumerate(queries[start:start + COMPOSITE_HEAVY])]
+            for item in self._composite(subrequests).values():
+                body = item.get("body")
+                if item.get("httpStatusCode") != 200:
+                    code, message = _first_error_body(body)
+                    raise RetriableError(f"{self.context.instance}: could not read the comments already on the "
+                                         f"conversations' objects ({code}: {message}); the follow-ups wait")
+                while True:
+                    for row in body.get("records", []):
+                        text = row.get("CommentBody") or row.get("Body") or ""
+                        match = _MARKER.search(text)
+                        if match:
+                            found.setdefault(match.group(1), row["Id"])
+                    if body.get("done", True) or not body.get("nextRecordsUrl"):
+                        break
+                    body = self._call("GET", body["nextRecordsUrl"]).json()
+        return found
+
+    def _send_followups(self, records: list[Record]) -> list[Delivery]:
+        """Add each follow-up to its conversation's object as a comment, once (see the module docstring)."""
+        if not records:
+            return []
+        groups: dict[str, list[Record]] = {}
+        for record in records:
+            groups.setdefault(self._followup_kind(record), []).append(record)
+        made = self._comments_made(groups)
+        out = [Delivery.delivered(r.id, external_id=made[r.id]) for r in records if r.id in made]
+        collections = [(kind, chunk) for kind, group in groups.items()
+                       for chunk in _batches([r for r in group if r.id not in made], COLLECTION_SIZE)]
+        for start in range(0, len(collections), COMPOSITE_HEAVY):
+            batch = {f"{kind}{start + n}": (kind, chunk)
+                     for n, (kind, chunk) in enumerate(collections[start:start + COMPOSITE_HEAVY])}
+            results = self._composite([
+                {"method": "POST", "referenceId": ref, "url": f"/services/data/{self.version}/composite/sobjects",
+                 "body": {"allOrNone": False, "records": [self._followup_payload(r, kind) for r in chunk]}}
+                for ref, (kind, chunk) in batch.items()])
+            for ref, (kind, chunk) in batch.items():
+                out.extend(self._outcomes(kind, chunk, results.get(ref)))
         return out
 
     # --- check ---
@@ -498,6 +576,37 @@ def _first_error_body(body: Any) -> tuple[str, str]:
     if isinstance(body, dict):
         return body.get("errorCode") or body.get("error", ""), body.get("message") or body.get("error_description", "")
     return "", ""
+
+
+def _marked_body(record: Record, limit: int) -> str:
+    """The comment text: the record's description, cut to ``limit`` bytes but always ending in its marker."""
+    text = description(record)
+    if len(text.encode()) <= limit:
+        return text
+    marker = f"\n...\nsocialcrm record {record.id}"
+    room = limit - len(marker.encode())
+    return text.encode()[:room].decode(errors="ignore") + marker
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def _quoted_chunks(values: Sequence[str]) -> list[list[str]]:
+    """SOQL-quoted ``values`` in lists that keep each ``IN (...)`` inside ``QUERY_CHARS``."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for value in values:
+        quoted = _soql_quote(value)
+        if current and size + len(quoted) > QUERY_CHARS:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(quoted)
+        size += len(quoted) + 1
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _soql_quote(value: str) -> str:

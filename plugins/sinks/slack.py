@@ -11,9 +11,14 @@ Slack has no idempotency key. The sink keeps each delivered message's ``ts`` (th
 webhook, which returns none, the record id) and never posts a record twice within one process. A
 record whose post reached Slack but whose answer was lost (a crash, a timeout after Slack wrote it)
 can be posted again after a restart.
+
+With a bot token, a follow-up (``Record.thread_object`` is the ``ts`` its conversation's first message got)
+is posted as a reply in that message's thread (``thread_ts``). An incoming webhook returns no ``ts``, so
+there a follow-up is a message of its own.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 from urllib.parse import urlsplit
 
@@ -26,6 +31,7 @@ from socialcrm import (
 
 from . import _render as render
 
+_TS = re.compile(r"^\d+\.\d+$")  # a message's ts, "1503435956.000247"
 #: Web API error codes (``ok: false``) and what the sink does with them.
 RETRY_CODES = frozenset({"rate_limited", "ratelimited", "internal_error", "fatal_error", "service_unavailable",
                          "request_timeout", "team_added_to_org"})
@@ -172,8 +178,10 @@ class SlackSink(Sink):
     def _post(self, record: Record) -> Delivery:
         message = build_message(record)
         if self.config["token"]:
+            thread = {"thread_ts": record.thread_object} if _TS.match(record.thread_object or "") else {}
             data, retry_after = self._api("chat.postMessage", {"channel": self.config["channel"], **message,
-                                                               "unfurl_links": False, "unfurl_media": False})
+                                                               **thread, "unfurl_links": False,
+                                                               "unfurl_media": False})
             if data.get("ok"):
                 return Delivery.delivered(record.id, str(data.get("ts")))
             return self._api_error(record.id, data, retry_after)

@@ -16,10 +16,13 @@ Every request carries:
 - ``Idempotency-Key``: the record id (in batch mode, a key derived from the batch's record ids), so a
   receiver that honours it creates each record once however often it is re-sent after a crash;
 - ``X-Socialcrm-Timestamp``: Unix seconds when it was signed;
+- ``X-Socialcrm-Event``: ``record.created``, or ``conversation.updated`` for a follow-up (a record whose
+  conversation already has an object at the receiver; the body's ``thread_object`` is that object's id, as
+  the receiver answered it, and ``conversation`` the conversation key, the thread's root record id);
 - ``X-Socialcrm-Signature: sha256=<hex>``: HMAC-SHA256 with ``secret`` over ``<timestamp>.<raw body>``
   (the timestamp is signed too, so a receiver can refuse replays of old requests).
 
-A 2xx delivers the record (the external id is the response's ``id``, or ``id_field``); another 4xx
+The body is the record as JSON plus ``event`` and ``thread_object``. A 2xx delivers the record (the external id is the response's ``id``, or ``id_field``); another 4xx
 rejects it with the receiver's reason (it goes to the dead-letter queue); 429, 5xx, timeouts and
 connection errors are retried in-line (``attempts``, short waits up to ``max_wait``) and then left to
 the outbox, honouring ``Retry-After`` and the IETF ``RateLimit-Reset`` header to the second.
@@ -40,8 +43,11 @@ from marshmallow import ValidationError, fields, validate, validates
 
 from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, safe_url, Sink, StrictSchema
 
+from . import _render as render
+
 
 SIGNATURE_HEADER = "X-Socialcrm-Signature"
+EVENT_HEADER = "X-Socialcrm-Event"
 TIMESTAMP_HEADER = "X-Socialcrm-Timestamp"
 # The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): remaining calls, and the
 # seconds until the window resets.
@@ -112,7 +118,7 @@ class WebhookSink(Sink):
         out: list[Delivery] = []
         for index, record in enumerate(records):
             try:
-                response = self._post(_body(record.to_dict()), record.id)
+                response = self._post(_body(_payload(record)), record.id, render.event(record)["event"])
             except RetriableError as exc:
                 # The receiver is in trouble: keep the rest of the batch for later rather than pile on.
                 out.append(Delivery.retry(record.id, str(exc), exc.retry_after))
@@ -122,9 +128,10 @@ class WebhookSink(Sink):
             out.append(self._outcome(record.id, response))
         return out
 
-    def _post(self, body: bytes, key: str) -> requests.Response:
+    def _post(self, body: bytes, key: str, event: str | None = None) -> requests.Response:
         timestamp = str(int(self.http.clock()))
         headers = {**self.config["headers"], "Content-Type": "application/json", "Idempotency-Key": key,
+                   **({EVENT_HEADER: event} if event else {}),
                    TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(self.config["secret"], timestamp, body)}
         return self.http.post(self.url, data=body, headers=headers, classify=False, allow_redirects=False)
 
@@ -148,7 +155,7 @@ class WebhookSink(Sink):
     def _send_batch(self, records: Sequence[Record]) -> list[Delivery]:
         ids = [r.id for r in records]
         key = "batch-" + hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:40]
-        response = self._post(_body({"records": [r.to_dict() for r in records]}), key)  # RetriableError: all retry
+        response = self._post(_body({"records": [_payload(r) for r in records]}), key)  # RetriableError: all retry
         if not 200 <= response.status_code < 300:
             # One bad record refuses the whole batch: send each alone, so only that one is dead-lettered.
             self.log.warning("webhook refused a batch of %d (%s); sending its records one by one", len(records),
@@ -169,6 +176,11 @@ class WebhookSink(Sink):
             else:
                 out.append(Delivery.delivered(rid, self._external_id(item)))
         return out
+
+
+def _payload(record: Record) -> dict[str, Any]:
+    """The record as JSON with its conversation fields (``event``, ``conversation``, ``thread_object``)."""
+    return {**record.to_dict(), **render.event(record)}
 
 
 def _body(data: Any) -> bytes:

@@ -20,11 +20,20 @@ One send, up to 1,000 records:
 3. **Tickets.** ``tickets/create_many`` (100 a call); the job statuses are polled together
    (``job_statuses/show_many``) until done, and each result maps back to its record by ``index``.
 
+A follow-up (``Record.thread_object`` names the conversation's ticket) becomes a comment on that ticket
+through ``tickets/update_many`` (100 a call, one entry per ticket per call), public when the record is the
+brand's own reply or ``comment_public`` is set. Each carries the tag ``<marker_tag>_fu_<sha256(record id)[:16]>``
+(``additional_tags``), and the same Export Search (``tags:<marker_tag> updated>T``) finds the tickets that
+already have it, so a re-sent follow-up adds no second comment. A closed ticket cannot take a comment:
+Zendesk's refusal sends the follow-up back for a moment, and the next attempt opens a follow-up ticket
+(``via_followup_source_id`` = the closed ticket), created like any other ticket.
+
 Search is eventually consistent (Zendesk indexes new tickets within minutes), which is why the sink also
 remembers what it created and the jobs it has not finished reading.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -141,6 +150,7 @@ class ZendeskSink(Sink):
         self._pending: dict[str, _Job] = {}  # job id -> job whose results were not read yet
         self._uncertain: set[str] = set()  # records whose create_many got no answer: maybe created
         self._users: dict[str, int] = {}  # social identity -> Zendesk user id
+        self._closed: set[str] = set()  # ticket ids Zendesk refused a follow-up's comment on: closed
         self._bulk_users = True
 
     # --- HTTP ---
@@ -299,6 +309,8 @@ class ZendeskSink(Sink):
             "priority": cfg["priority_map"].get(record.priority),
             "tags": list(dict.fromkeys(t for t in (_TAG_CHARS.sub("_", tag.lower()) for tag in tags) if t)),
         }
+        if record.thread_object in self._closed:
+            ticket["via_followup_source_id"] = int(record.thread_object)
         if record.type in cfg["type_map"]:
             ticket["type"] = cfg["type_map"][record.type]
         group = cfg["groups"].get(record.team or "") or cfg["group_id"]
@@ -314,20 +326,26 @@ class ZendeskSink(Sink):
 
     def _post_create_many(self, records: list[Record]) -> requests.Response | None:
         """POST tickets/create_many; ``None`` when no answer came and Zendesk may have queued the job."""
-        body = {"tickets": [self._ticket(r) for r in records]}
+        return self._queue_job("POST", "/api/v2/tickets/create_many", {"tickets": [self._ticket(r) for r in records]},
+                               len(records))
+
+    def _queue_job(self, method: str, path: str, body: dict[str, Any], count: int) -> requests.Response | None:
+        """Send a call that queues a job, once per attempt; ``None`` when no answer came and Zendesk may have
+        queued it. Only a 429 or 503 (Zendesk took nothing) is tried again in line."""
+        what = path.removeprefix("/api/v2/")
         for attempt in range(1, self.http.max_attempts + 1):
             try:
-                return self._request("POST", "/api/v2/tickets/create_many", once=True, json=body)
+                return self._request(method, path, once=True, json=body)
             except RetriableError as exc:
                 status = exc.status
                 if status not in (429, 503):
-                    log.warning("%s: tickets/create_many for %d records got no answer (%s); they are checked by "
-                                "external_id before they are sent again", self.context.instance, len(records), exc)
+                    log.warning("%s: %s for %d records got no answer (%s); they are checked before they are "
+                                "sent again", self.context.instance, what, count, exc)
                     return None
                 if attempt == self.http.max_attempts or (exc.retry_after or 0) > self.http.max_wait:
                     raise
                 wait = exc.retry_after if exc.retry_after is not None else min(60.0, 2.0 ** attempt)
-                log.info("%s: Zendesk answered %d to create_many; waiting %.1f s", self.context.instance, status,
+                log.info("%s: Zendesk answered %d to %s; waiting %.1f s", self.context.instance, status, what,
                          wait)
                 self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -353,6 +371,83 @@ class ZendeskSink(Sink):
         job = _Job(response.json()["job_status"]["id"], [r.id for r in records], "tickets")
         self._pending[job.id] = job
         return [job]
+
+    # --- follow-ups: a comment on the conversation's ticket ---
+
+    def followup_tag(self, record: Record) -> str:
+        """The tag that says this follow-up's comment is on its ticket (tags are Zendesk's searchable key)."""
+        return f"{self.config['marker_tag']}_fu_{hashlib.sha256(record.id.encode()).hexdigest()[:16]}"
+
+    def _followups_made(self, records: Sequence[Record]) -> set[str]:
+        """The follow-ups whose tag is already on their ticket: one Export Search of our tickets updated since
+        the oldest follow-up; follow-ups whose update_many got no answer are read from the tickets themselves."""
+        tags = {self.followup_tag(r): r for r in records}
+        made: set[str] = set()
+
+        def note(ticket: dict[str, Any]) -> None:
+            for tag in ticket.get("tags") or ():
+                record = tags.get(tag)
+                if record is not None and str(ticket.get("id")) == record.thread_object:
+                    made.add(record.id)
+
+        unsure = sorted({r.thread_object for r in records if r.id in self._uncertain})
+        for start in range(0, len(unsure), BULK_SIZE):
+            body = self._json("GET", "/api/v2/tickets/show_many",
+                              params={"ids": ",".join(unsure[start:start + BULK_SIZE])})
+            for ticket in body.get("tickets", []):
+                note(ticket)
+        self._uncertain.difference_update(r.id for r in records)
+        since = min(r.created_at for r in records) - timedelta(seconds=self.config["check_skew"])
+        params = {"query": f"tags:{self.config['marker_tag']} updated>{isoformat(since)}",
+                  "filter[type]": "ticket", "page[size]": EXPORT_PAGE}
+        while True:
+            body = self._json("GET", "/api/v2/search/export", params=params)
+            for ticket in body.get("results", []):
+                note(ticket)
+            meta = body.get("meta") or {}
+            if not (meta.get("has_more") and meta.get("after_cursor")):
+                return made
+            params = {**params, "page[after]": meta["after_cursor"]}
+
+    def _update(self, records: list[Record], out: list[Delivery]) -> list[_Job]:
+        """Queue one comment per follow-up with ``tickets/update_many``; a ticket appears once per call."""
+        calls: list[list[Record]] = []
+        for record in records:
+            for call in calls:
+                if len(call) < BULK_SIZE and all(r.thread_object != record.thread_object for r in call):
+                    call.append(record)
+                    break
+            else:
+                calls.append([record])
+        jobs = []
+        for call in calls:
+            bad = [r for r in call if not r.thread_object.isdigit()]
+            out.extend(Delivery.rejected(r.id, f"Zendesk: the conversation's ticket id {r.thread_object!r} is not a "
+                                               "ticket number") for r in bad)
+            call = [r for r in call if r not in bad]
+            if not call:
+                continue
+            body = {"tickets": [self._followup(r) for r in call]}
+            response = self._queue_job("PUT", "/api/v2/tickets/update_many", body, len(call))
+            if response is None:
+                self._uncertain.update(r.id for r in call)
+                out.extend(Delivery.retry(r.id, "Zendesk did not answer tickets/update_many; the comment may be on "
+                                                "the ticket and is looked up first", retry_after=self.config[
+                                                    "poll_timeout"]) for r in call)
+                continue
+            if response.status_code >= 400:
+                raise FatalError(self.http.redact(f"{self.context.instance}: tickets/update_many failed "
+                                                  f"({response.status_code} {_error_text(response)})"),
+                                 response=response)
+            job = _Job(response.json()["job_status"]["id"], [r.id for r in call], "followups")
+            self._pending[job.id] = job
+            jobs.append(job)
+        return jobs
+
+    def _followup(self, record: Record) -> dict[str, Any]:
+        public = record.by_brand or self.config["comment_public"]
+        return {"id": int(record.thread_object), "comment": {"body": description(record), "public": public},
+                "additional_tags": [self.followup_tag(record)]}
 
     def _poll(self, jobs: list[_Job], deadline: float) -> list[_Job]:
         """Wait for ``jobs``; return those that finished (completed, failed or killed) by ``deadline``."""
@@ -400,7 +495,14 @@ class ZendeskSink(Sink):
             answered.add(record_id)
             if result.get("error") or result.get("success") is False or result.get("status") == "Failed":
                 reason = ": ".join(str(x) for x in (result.get("error"), result.get("details")) if x)
-                if record_id in wanted:
+                if job.kind == "followups" and "closed" in reason.lower() and result.get("id") is not None:
+                    # A closed ticket is final in Zendesk: the follow-up becomes a follow-up ticket instead.
+                    self._closed.add(str(result["id"]))
+                    if record_id in wanted:
+                        out.append(Delivery.retry(record_id, f"Zendesk ticket {result['id']} is closed ({reason}); "
+                                                             "the next attempt opens a follow-up ticket",
+                                                  retry_after=self.config["poll_interval"]))
+                elif record_id in wanted:
                     out.append(Delivery.rejected(record_id, f"Zendesk: {reason or 'ticket not created'}"))
             else:
                 self._known[record_id] = str(result["id"])
@@ -423,7 +525,13 @@ class ZendeskSink(Sink):
                 out.append(Delivery.delivered(record.id, external_id=self._known[record.id]))
             elif record.id not in pending_of:
                 to_check.append(record)
+        followups = [r for r in to_check if r.thread_object and r.thread_object not in self._closed]
+        to_check = [r for r in to_check if not r.thread_object or r.thread_object in self._closed]
         existing = self._existing(to_check) if to_check else {}
+        if followups:
+            made = self._followups_made(followups)
+            existing.update((r.id, r.thread_object) for r in followups if r.id in made)
+            followups = [r for r in followups if r.id not in made]
         for record_id, ticket_id in existing.items():
             self._known[record_id] = ticket_id
             out.append(Delivery.delivered(record_id, external_id=ticket_id))
@@ -437,6 +545,7 @@ class ZendeskSink(Sink):
         jobs = list({pending_of[r.id].id: pending_of[r.id] for r in records if r.id in pending_of}.values())
         for start in range(0, len(new), BULK_SIZE):
             jobs.extend(self._create(new[start:start + BULK_SIZE], out))
+        jobs.extend(self._update(followups, out) if followups else [])
         finished = self._poll(jobs, deadline) if jobs else []
         for job in finished:
             self._read_ticket_job(job, out, wanted)
