@@ -15,7 +15,7 @@ def store_health(config: Config) -> str:
         with opened_store(config, read_only=True):
             pass
     except StoreMissing:
-        return f"store: {backend} at {where}: reachable, no socialcrm database yet (`socialcrm run` creates it)"
+        return f"store: {backend} at {where}: no socialcrm database yet (`socialcrm run` creates it)"
     return f"store: {backend} at {where}: reachable, schema ok"
 
 

@@ -56,12 +56,12 @@ class Database:
     def __init__(self, url: str, *, read_only: bool = False):
         self.url = url
         parsed = parse(url)
-        check_reachable(parsed, read_only)
+        check_reachable(url, parsed, read_only)
         try:
             self.engine = create_store_engine(parsed)
         except (ImportError, NoSuchModuleError) as exc:
-            raise missing_driver(parsed, exc) from None
-        connect_once(self.engine, parsed)
+            raise missing_driver(url, parsed, exc) from None
+        connect_once(self.engine, url, parsed)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.bulk = BulkWriter(self.engine.dialect)
 

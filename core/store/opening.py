@@ -66,7 +66,7 @@ def location(url: str) -> tuple[str, str]:
     parsed = parse(url)
     if parsed.get_backend_name() == "sqlite":
         return "sqlite", "memory" if is_in_memory(url) else os.path.abspath(parsed.database)
-    return "postgresql", shown(parsed.set(drivername="postgresql"))
+    return "postgresql", shown(url)
 
 
 def is_in_memory(url: str) -> bool:
@@ -85,7 +85,7 @@ def refuse_in_memory(url: str, command: str) -> None:
                          "sqlite:///socialcrm.db or a postgresql:// URL")
 
 
-def check_reachable(parsed: URL, read_only: bool) -> None:
+def check_reachable(url: str, parsed: URL, read_only: bool) -> None:
     """What can be said before connecting: the SQLite file's folder exists, and for a read-only open,
     the file itself (connecting would create it)."""
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -93,13 +93,13 @@ def check_reachable(parsed: URL, read_only: bool) -> None:
     path = os.path.abspath(parsed.database)
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
-        raise StoreError(f"store {shown(parsed)}: no such folder {folder} for the SQLite file; create it or fix "
+        raise StoreError(f"store {shown(url)}: no such folder {folder} for the SQLite file; create it or fix "
                          "[store] url")
     if read_only and not os.path.isfile(path):
         raise StoreMissing(f"no socialcrm database at {path} (run `socialcrm run` first, or check [store] url)")
 
 
-def connect_once(engine: Engine, parsed: URL) -> None:
+def connect_once(engine: Engine, url: str, parsed: URL) -> None:
     """Connect and disconnect, so an unreachable server or a refused login is said now, in words."""
     try:
         with engine.connect():
@@ -108,15 +108,15 @@ def connect_once(engine: Engine, parsed: URL) -> None:
         where = (f"{parsed.host or 'localhost'}:{parsed.port or 5432}" if parsed.get_backend_name() == "postgresql"
                  else parsed.database)
         cause = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
-        raise StoreError(f"store {shown(parsed)}: cannot connect to {where}: {cause}; check that the server runs "
+        raise StoreError(f"store {shown(url)}: cannot connect to {where}: {cause}; check that the server runs "
                          "and [store] url") from None
 
 
-def missing_driver(parsed: URL, exc: Exception) -> StoreError:
+def missing_driver(url: str, parsed: URL, exc: Exception) -> StoreError:
     """The ``StoreError`` for a URL whose database driver is not installed."""
     if parsed.get_backend_name() == "postgresql":
-        return StoreError(f"store {shown(parsed)}: {_POSTGRES_EXTRA}")
-    return StoreError(f"store {shown(parsed)}: database driver missing ({exc}); {SUPPORTED}")
+        return StoreError(f"store {shown(url)}: {_POSTGRES_EXTRA}")
+    return StoreError(f"store {shown(url)}: database driver missing ({exc}); {SUPPORTED}")
 
 
 def check_schema(engine: Engine, tables, read_only: bool, url: str, optional: dict[str, tuple[str, ...]]) -> None:

@@ -106,7 +106,9 @@ class WebhookSink(Sink):
             with quick(self.http):
                 response = self.http.request("HEAD", self.url, headers=headers, classify=False, allow_redirects=False)
         except RetriableError as exc:
-            raise unreachable(exc, self.url, "url") from None
+            if exc.status != 501:  # 501: a receiver that takes only POST still answered
+                raise unreachable(exc, self.url, "url") from None
+            response = exc.response
         return (f"{safe_url(self.url)} answered a signed HEAD with {response.status_code} {response.reason}; "
                 "records are POSTed there")
 
