@@ -5,10 +5,13 @@ from __future__ import annotations
 import socket
 import sqlite3
 import sys
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from socialcrm import Sink, StrictSchema, hookimpl
+from socialcrm.core.cli.context import Context
 from socialcrm.core.cli.main import main
 
 MINIMAL = """
@@ -249,3 +252,25 @@ def test_a_jsonl_source_whose_file_is_missing_fails_naming_it(write_config, tmp_
     result = invoke("sources", "test", "file", "--config", str(write_config()))
     said_once(result, 1, "source file (jsonl) FAILED: a local file or folder cannot be used",
               f"cannot read {tmp_path / 'mentions.jsonl'}")
+
+
+
+class QuietSink(Sink):
+    """Delivers nowhere; keeps the SDK's default ``check()``."""
+
+    name = "quiet"
+
+    class ConfigSchema(StrictSchema):
+        """No options."""
+
+    def send(self, records):
+        return []
+
+
+def test_a_plugin_with_no_check_is_said_to_have_nothing_to_call(write_config, plugins):
+    plugins.register(SimpleNamespace(register_sinks=hookimpl(lambda register: register(QuietSink))),
+                     name="quiet_plugin")
+    config = write_config('[brand]\nname = "Brightwave"\n\n[sinks.nowhere]\nplugin = "quiet"\n')
+    result = CliRunner().invoke(main, ["sinks", "test", "nowhere", "--config", str(config)], obj=Context(plugins))
+    assert result.exit_code == 0, result.output
+    assert "quiet: nothing to call: the plugin defines no check(), so nothing was tried" in result.output
