@@ -274,3 +274,16 @@ def test_a_plugin_with_no_check_is_said_to_have_nothing_to_call(write_config, pl
     result = CliRunner().invoke(main, ["sinks", "test", "nowhere", "--config", str(config)], obj=Context(plugins))
     assert result.exit_code == 0, result.output
     assert "quiet: nothing to call: the plugin defines no check(), so nothing was tried" in result.output
+
+
+@pytest.mark.postgres
+def test_postgresql_read_only_opens_an_empty_database_as_missing_and_refuses_foreign_tables(pg_url, store_config):
+    from sqlalchemy import create_engine, text
+    config = store_config(pg_url)
+    said_once(invoke("status", "--config", config), 2, "no socialcrm database at postgresql+psycopg://")
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE outbox (id integer PRIMARY KEY, parcel text)"))
+    engine.dispose()
+    said_once(invoke("run", "--once", "--config", config), 2,
+              "table `outbox` exists but is not socialcrm's (columns id, parcel)")
