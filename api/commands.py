@@ -10,6 +10,7 @@ A plugin (the ``commands.serve`` entry point): the API adds its own command thro
 """
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -42,7 +43,10 @@ def register_commands(cli: click.Group) -> None:
 
         from socialcrm.api import create_app
 
+        from socialcrm.core.services.runtime import require_lasting_store
+
         config = ctx.config(config_path)
+        require_lasting_store(config, "serve")
         if not config.api.tokens:
             log.warning("no API tokens configured ([api] tokens or $SOCIALCRM_API_TOKENS): every endpoint "
                         "but /health, /docs and the webhooks will answer 401")
@@ -51,9 +55,15 @@ def register_commands(cli: click.Group) -> None:
         pipeline = app.extensions["socialcrm"].pipeline
         schedule = None
         try:
-            server = waitress.create_server(app, host=host or config.api.host,
-                                            port=config.api.port if port is None else port, threads=threads,
-                                            ident="socialcrm")
+            address, number = host or config.api.host, config.api.port if port is None else port
+            try:
+                server = waitress.create_server(app, host=address, port=number, threads=threads, ident="socialcrm")
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise click.ClickException(f"cannot listen on {address}:{number}: {exc.strerror}: pick another "
+                                               "address with --host or [api] host") from None
+                raise click.ClickException(f"port {number} on {address} is in use (another socialcrm serve?): "
+                                           "pick another with --port or [api] port") from None
 
             def stop(signum, _frame):
                 log.info("signal %s: stopping", signal.Signals(signum).name)

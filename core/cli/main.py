@@ -46,18 +46,17 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.ensure_object(Context)  # tests hand in their own, with the plugins they registered
 
 
-def _pipeline(ctx: Context, path: str):
-    from socialcrm.core.engine.pipeline import Pipeline
-    return Pipeline(ctx.config(path), ctx.plugins)
-
-
 @main.command()
 @config_option
 @click.option("--once", is_flag=True, help="Listen until every source has nothing new, deliver, and exit.")
 @click.pass_obj
 def run(ctx: Context, config_path: str, once: bool) -> None:
     """Run the workflow: listen -> capture -> learn -> engage."""
-    pipeline = _pipeline(ctx, config_path)
+    from socialcrm.core.services.runtime import require_lasting_store
+    config = ctx.config(config_path)
+    require_lasting_store(config, "run")
+    from socialcrm.core.engine.pipeline import Pipeline
+    pipeline = Pipeline(config, ctx.plugins)
     try:
         if once:
             listened, delivered = pipeline.run_once()
@@ -119,10 +118,10 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 def records(ctx: Context, config_path: str, type_: str | None, since: datetime | None, limit: int,
             as_json: bool) -> None:
     """Show stored records, newest first."""
-    from socialcrm.core.store import Store
-    store = Store(ctx.config(config_path).store_url)
+    from socialcrm.core.services.runtime import opened_store
     since = since.replace(tzinfo=timezone.utc) if since else None
-    rows = list(store.iter_records(type_=type_, since=since, limit=limit))
+    with opened_store(ctx.config(config_path), read_only=True) as store:
+        rows = list(store.iter_records(type_=type_, since=since, limit=limit))
     if as_json:
         for r in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -144,11 +143,16 @@ def records(ctx: Context, config_path: str, type_: str | None, since: datetime |
 @config_option
 @click.pass_obj
 def check_config(ctx: Context, config_path: str) -> None:
-    """Validate the config file and say what it sets up."""
+    """Validate the config file, open its store (read-only) and say what it sets up.
+
+    Exit 0 with a ``warning:`` line for each thing left out (no sources, sinks or routes; a deprecated
+    setting); exit 2 when the file is invalid or the store cannot be opened."""
+    from socialcrm.core.services.checkup import config_warnings, store_health
     config = ctx.config(config_path)
     click.echo(f"{config.path}: valid: {len(config.sources)} sources, {len(config.sinks)} sinks, "
                f"{len(config.routes)} routes, store {config.store_url.split('://')[0]}")
-    for message in config.deprecations:
+    click.echo(store_health(config))
+    for message in (*config.deprecations, *config_warnings(config)):
         click.echo(f"warning: {message}")
 
 

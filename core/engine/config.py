@@ -1,6 +1,7 @@
 """One TOML config file: brand, store, sources, sinks, routes and learning terms.
 
-``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) in any string fills in a secret from the environment.
+``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) in any string fills in a secret from the environment; the
+``[api]`` block's are needed only to start the API (``Config.require_api``), the rest to load at all.
 Every problem is reported at once, each naming the file, the block and the field, and the process
 refuses to start on an invalid config rather than guessing.
 """
@@ -364,6 +365,14 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
     deprecations: tuple[str, ...] = ()
+    #: Why the ``[api]`` block could not be read (environment variables it names are unset); only what
+    #: starts the API fails on them (``require_api``), so ``status`` and ``records`` run without them.
+    api_problems: tuple[str, ...] = ()
+
+    def require_api(self) -> None:
+        """Raise ``ConfigError`` when the ``[api]`` block lacks what the API needs (its unset secrets)."""
+        if self.api_problems:
+            raise ConfigError([f"{problem} (needed to start the API)" for problem in self.api_problems])
 
     @property
     def base_dir(self) -> Path:
@@ -454,11 +463,11 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
 
     secrets: set[str] = set()
 
-    def section(schema: Schema, block: str, data: dict[str, Any]) -> Any:
+    def section(schema: Schema, block: str, data: dict[str, Any], expand: bool = True) -> Any:
         """The block loaded by ``schema`` (its dataclass, or the dict of a schema that builds none); None,
-        with the problems noted, when it is invalid."""
+        with the problems noted, when it is invalid. ``expand=False``: ``data`` is expanded already."""
         try:
-            return schema.load(_expand_env(data, block, "", problems, secrets))
+            return schema.load(_expand_env(data, block, "", problems, secrets) if expand else data)
         except ValidationError as exc:
             problems.add_validation(block, exc)
             return None
@@ -468,7 +477,12 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     learning = section(LearningSchema(), "learning", top["learning"])
     privacy_data, privacy_block, deprecations = _privacy_settings(top["api"], top["privacy"], problems)
     privacy = section(PrivacySchema(), privacy_block, privacy_data)
-    api = section(ApiSchema(), "api", {k: v for k, v in top["api"].items() if k not in MOVED_TO_PRIVACY})
+    # The API's secrets are needed only when the API starts (``Config.require_api``): an [api] block whose
+    # ${VAR}s are unset does not stop `status` or `records`; it is kept aside, with the variables it lacks.
+    api_unset = _Problems(path.name)
+    api_data = _expand_env({k: v for k, v in top["api"].items() if k not in MOVED_TO_PRIVACY}, "api", "",
+                           api_unset, secrets)
+    api = ApiConfig() if api_unset.items else section(ApiSchema(), "api", api_data, expand=False)
     env_tokens = _env_tokens(problems)
     if api is not None:
         api.tokens += env_tokens
@@ -519,6 +533,7 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         api=api,
         privacy=privacy,
         deprecations=deprecations,
+        api_problems=tuple(api_unset.items),
     )
 
 

@@ -13,13 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-
-
 from socialcrm.core.engine.config import ApiToken, Config
 from socialcrm.core.engine.pipeline import ListenStats, Pipeline
 from socialcrm.core.engine.plugins import PluginManager, default_manager
 from socialcrm.core.sdk.model import Mention, Page
-from socialcrm.core.store import Store, WriteConflict
+from socialcrm.core.store import Store, WriteConflict, refuse_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,9 @@ class Runtime:
     def open(cls, config: Config, plugins: PluginManager | None = None,
              pipeline: Pipeline | None = None) -> "Runtime":
         """The runtime over ``pipeline``, built from ``config`` with the installed plugins when not given
-        (whoever opens it closes it with ``close()``)."""
+        (whoever opens it closes it with ``close()``). ``ConfigError`` when the ``[api]`` block lacks the
+        secrets the API needs."""
+        config.require_api()
         plugins = plugins if plugins is not None else default_manager()
         return cls(config=config, plugins=plugins,
                    pipeline=pipeline if pipeline is not None else Pipeline(config, plugins))
@@ -116,14 +116,22 @@ class Runtime:
 
 
 @contextmanager
-def opened_store(config: Config) -> Iterator[Store]:
-    """The config's store, open for the ``with`` block (a CLI command that needs no plugins uses it)."""
-    store = Store(config.store_url)
+def opened_store(config: Config, *, read_only: bool = False) -> Iterator[Store]:
+    """The config's store, open for the ``with`` block (a CLI command that needs no plugins uses it).
+    ``read_only`` (status, records, dlq list): a database that is not there is a ``StoreError``, never
+    created at a mistyped path."""
+    store = Store(config.store_url, read_only=read_only)
     try:
         yield store
     finally:
         store.close()
 
 
+def require_lasting_store(config: Config, command: str) -> None:
+    """A ``StoreError`` when ``command`` (run, serve, backfill: what keeps records and deliveries) is
+    configured with an in-memory store, which would lose them all when it exits."""
+    refuse_in_memory(config.store_url, command)
+
+
 __all__ = ["ApiToken", "Config", "OutboxFull", "Pipeline", "PluginManager", "Runtime", "SourceDisabled", "UnknownSource",
-           "WEBHOOK_CURSOR_PREFIX", "opened_store"]
+           "WEBHOOK_CURSOR_PREFIX", "opened_store", "require_lasting_store"]

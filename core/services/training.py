@@ -9,15 +9,30 @@ from socialcrm.core.engine.evaluation import COMPLAINT_TYPES, SUGGESTION_TYPES
 from socialcrm.core.store import Store
 
 
+class TrainingDataError(ValueError):
+    """A labelled file that cannot be trained on; the message names the file and the line."""
+
+
 def read_labelled(path: str | Path) -> list[dict[str, Any]]:
-    """Labelled JSON Lines rows with ``text`` and at least one of sentiment, complaint, suggestion."""
+    """Labelled JSON Lines rows with ``text`` and at least one of sentiment, complaint, suggestion;
+    ``TrainingDataError`` naming the file and line of the first row that is not one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON Lines") from None
+    except OSError as exc:
+        raise TrainingDataError(f"{path}: cannot be read ({exc.strerror})") from None
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        if "text" not in row or not ({"sentiment", "complaint", "suggestion"} & set(row)):
-            raise ValueError(f"{path} line {number}: needs text and one of sentiment, complaint, suggestion")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrainingDataError(f"{path} line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(row, dict) or "text" not in row or not ({"sentiment", "complaint", "suggestion"} & set(row)):
+            raise TrainingDataError(f"{path} line {number}: needs a JSON object with text and one of sentiment, "
+                                    "complaint, suggestion")
         rows.append(row)
     return rows
 

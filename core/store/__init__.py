@@ -16,9 +16,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy.exc import IntegrityError
 
+from socialcrm.core.store.audit import SUBJECTS
 from socialcrm.core.store.corrections import Corrections
 from socialcrm.core.store.cursors import Cursors
 from socialcrm.core.store.database import Database, create_store_engine
+from socialcrm.core.store.opening import StoreError, StoreMissing, check_schema, is_in_memory, location, \
+    refuse_in_memory
 from socialcrm.core.store.outbox import Claimed, Outbox, Outcome
 from socialcrm.core.store.privacy import Privacy
 from socialcrm.core.store.records import Records
@@ -46,10 +49,19 @@ class Store:
     too (``store.claim`` is ``store.outbox.claim``), so callers keep one object and one name per query.
     """
 
-    def __init__(self, url: str):
-        self.db = Database(url)
-        metadata.create_all(self.db.engine)
-        add_audit_subjects(self.db)
+    def __init__(self, url: str, *, read_only: bool = False):
+        """Open the store at ``url``, creating its tables (and bringing an older layout up to date)
+        unless ``read_only``: then a database that is not there is refused, never created. Any problem
+        opening it is a ``StoreError`` naming the URL, the cause and the fix."""
+        self.db = Database(url, read_only=read_only)
+        try:
+            check_schema(self.db.engine, metadata.sorted_tables, read_only, url, {"audit": SUBJECTS})
+            if not read_only:
+                metadata.create_all(self.db.engine)
+                add_audit_subjects(self.db)
+        except BaseException:
+            self.db.close()
+            raise
         self.outbox = Outbox(self.db)
         self.records = Records(self.db)
         self.cursors = Cursors(self.db)
@@ -129,4 +141,5 @@ class Store:
     do_not_engage_entries = _delegate("privacy", Privacy.do_not_engage_entries)
 
 
-__all__ = ["Claimed", "Outcome", "Store", "Transaction", "WriteConflict", "create_store_engine"]
+__all__ = ["Claimed", "Outcome", "Store", "StoreError", "StoreMissing", "Transaction", "WriteConflict",
+           "create_store_engine", "is_in_memory", "location", "refuse_in_memory"]

@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError
 
 from socialcrm.core.store.bulk import BulkWriter
+from socialcrm.core.store.opening import check_reachable, connect_once, missing_driver, parse
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str | URL) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write-locking transactions."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -45,11 +47,21 @@ def create_store_engine(url: str) -> Engine:
 
 
 class Database:
-    """One database: its engine, dialect and bulk writer, shared by the store's concern modules."""
+    """One database: its engine, dialect and bulk writer, shared by the store's concern modules.
 
-    def __init__(self, url: str):
+    Opening it connects once; every way that fails is a ``StoreError`` (see ``opening``). A
+    ``read_only`` open never creates a database: an SQLite file that is not there is refused.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False):
         self.url = url
-        self.engine = create_store_engine(url)
+        parsed = parse(url)
+        check_reachable(url, parsed, read_only)
+        try:
+            self.engine = create_store_engine(parsed)
+        except (ImportError, NoSuchModuleError) as exc:
+            raise missing_driver(url, parsed, exc) from None
+        connect_once(self.engine, url, parsed)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.bulk = BulkWriter(self.engine.dialect)
 

@@ -30,6 +30,12 @@ class ConsoleSink(Sink):
     ConfigSchema = ConsoleSinkConfig
     max_batch = 100
 
+    def check(self) -> str:
+        """Nothing to call: records are printed to standard output."""
+        if sys.stdout is None or sys.stdout.closed or not sys.stdout.writable():
+            raise OSError("standard output is closed: the console sink has nowhere to print")
+        return "console: nothing to call; records are printed to standard output"
+
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         for r in records:
             text = " ".join(r.content.split())

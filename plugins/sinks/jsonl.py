@@ -10,6 +10,7 @@ Each line is the record plus ``event`` (``record.created``, or ``conversation.up
 from __future__ import annotations
 
 import os
+import tempfile
 
 import orjson
 from typing import Sequence
@@ -51,10 +52,21 @@ class JsonlSink(Sink):
         return ids
 
     def check(self) -> str:
+        """Nothing to call: make the folder as ``send`` would, and open the file (or, when there is none
+        yet, a scratch file beside it) for writing, so an unwritable path fails now, named."""
         folder = os.path.dirname(self.path) or "."
-        if not os.access(folder if os.path.isdir(folder) else os.path.dirname(folder) or ".", os.W_OK):
-            raise PermissionError(f"cannot write to {folder}")
-        return f"records go to {self.path}"
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if os.path.exists(self.path):
+                with open(self.path, "ab"):
+                    pass
+            else:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write {self.path} ({exc.strerror}): fix path or the folder's "
+                                     "permissions") from None
+        return f"jsonl: nothing to call; checked that {self.path} is writable"
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         if self._written is None:

@@ -41,7 +41,8 @@ from typing import Any, Sequence
 import requests
 from marshmallow import ValidationError, fields, validate, validates
 
-from socialcrm import Delivery, hookimpl, RateLimitHeaders, Record, RetriableError, safe_url, Sink, StrictSchema
+from socialcrm import (Delivery, hookimpl, quick, RateLimitHeaders, Record, RetriableError, safe_url, Sink, StrictSchema,
+                       unreachable)
 
 from . import _render as render
 
@@ -102,7 +103,20 @@ class WebhookSink(Sink):
                                  max_wait=config["max_wait"], rate_limit=IETF_RATELIMIT, secrets=secrets)
 
     def check(self) -> str:
-        return f"records are POSTed to {safe_url(self.url)}"
+        """A signed ``HEAD`` of the URL (no body, so nothing is created): proves the receiver answers, and
+        that it takes the secret and headers when it checks them (a 401/403 is an ``AuthError``)."""
+        timestamp = str(int(self.http.clock()))
+        headers = {**self.config["headers"], TIMESTAMP_HEADER: timestamp,
+                   SIGNATURE_HEADER: sign(self.config["secret"], timestamp, b"")}
+        try:
+            with quick(self.http):
+                response = self.http.request("HEAD", self.url, headers=headers, classify=False, allow_redirects=False)
+        except RetriableError as exc:
+            if exc.status != 501:  # 501: a receiver that takes only POST still answered
+                raise unreachable(exc, self.url, "url") from None
+            response = exc.response
+        return (f"{safe_url(self.url)} answered a signed HEAD with {response.status_code} {response.reason}; "
+                "records are POSTed there")
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         if self.config["batch"] and len(records) > 1:

@@ -40,9 +40,13 @@ class JsonlSource(Source):
         return os.path.join(self.context.base_dir, os.path.expanduser(self.config["path"]))
 
     def check(self) -> str:
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"{self.path} does not exist")
-        return f"{self.path}: {os.path.getsize(self.path):,} bytes to read"
+        """Nothing to call: open the file for reading, so a missing or unreadable path fails now, named."""
+        try:
+            with open(self.path, "rb"):
+                pass
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot read {self.path} ({exc.strerror}): fix path") from None
+        return f"jsonl: nothing to call; {self.path}: {os.path.getsize(self.path):,} bytes to read"
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         offset, line_no = (cursor or {}).get("offset", 0), (cursor or {}).get("line", 0)

@@ -11,6 +11,7 @@ import click
 
 from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.engine.config import Config
+from socialcrm.core.sdk.connector import Connector
 
 Meanings = tuple[tuple[type[Exception], str], ...]
 
@@ -55,8 +56,14 @@ def fail(message: str) -> NoReturn:
 
 
 def checked(connector: Any, failure: Callable[[Exception], str]) -> str:
-    """What ``connector.check()`` found; any failure is told as ``failure(exc)`` with exit 1. Closes it."""
+    """What ``connector.check()`` found; any failure is told as ``failure(exc)`` with exit 1. Closes it.
+
+    A plugin that keeps the SDK's default ``check()`` makes no call: that is said plainly, not as "ok"
+    evidence of anything."""
     try:
+        if type(connector).check is Connector.check:
+            return (f"{connector.name}: nothing to call: the plugin defines no check(), so nothing was tried; "
+                    "its first real use will tell")
         return connector.check()
     except Exception as exc:  # every failure is reported in words, with a non-zero exit
         fail(failure(exc))

@@ -20,10 +20,10 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
-def _store(ctx: Context, config_path: str):
-    """The config's store, open for a ``with`` block."""
+def _store(ctx: Context, config_path: str, read_only: bool = False):
+    """The config's store, open for a ``with`` block; ``read_only`` never creates one."""
     from socialcrm.core.services.runtime import opened_store
-    return opened_store(ctx.config(config_path))
+    return opened_store(ctx.config(config_path), read_only=read_only)
 
 
 @hookimpl
@@ -43,7 +43,7 @@ def register_commands(cli: click.Group) -> None:
     def list_(ctx: Context, config_path: str, sink: str | None, limit: int, as_json: bool) -> None:
         """Dead letters, the most recent first, with each sink's reason."""
         from socialcrm.core.services.deadletters import dead_letters
-        with _store(ctx, config_path) as store:
+        with _store(ctx, config_path, read_only=True) as store:
             rows = dead_letters(store, sink=sink, limit=limit)
         if as_json:
             for row in rows:
@@ -69,7 +69,7 @@ def register_commands(cli: click.Group) -> None:
     def show(ctx: Context, config_path: str, outbox_id: int, as_json: bool) -> None:
         """One dead letter (by the id ``dlq list`` shows): the reason, the record, and its replay history."""
         from socialcrm.core.services.deadletters import outbox_row
-        with _store(ctx, config_path) as store:
+        with _store(ctx, config_path, read_only=True) as store:
             row = outbox_row(store, outbox_id)
         if row is None:
             raise click.ClickException(f"no outbox row {outbox_id} (see `socialcrm dlq list`)")

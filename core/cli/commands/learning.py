@@ -209,7 +209,7 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
           output: str | None) -> None:
     """Train or fine-tune the text model: from people's corrections, your own labelled data, or the shared datasets."""
     from socialcrm.core.engine.learning import textmodel
-    from socialcrm.core.services.training import feedback_rows, read_labelled
+    from socialcrm.core.services.training import TrainingDataError, feedback_rows, read_labelled
     if shared_dir:
         model = textmodel.train_default(shared_dir)
         target = Path(output) if output else textmodel.DEFAULT_MODEL_DIR
@@ -218,7 +218,10 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
         return
     rows: list[dict] = []
     for path in data_files:
-        rows.extend(read_labelled(path))
+        try:
+            rows.extend(read_labelled(path))
+        except TrainingDataError as exc:
+            raise click.ClickException(f"{exc}; nothing trained") from None
     config = None
     if config_path:
         config = ctx.config(config_path)

@@ -20,6 +20,7 @@ _MEANING = (
     (AuthError, "the credentials were refused, lack a permission, or the settings point at the wrong place"),
     (RetriableError, "the service could not be reached, or is failing right now; try again later"),
     (FatalError, "the service refused the request"),
+    (OSError, "a local file or folder cannot be used"),
 )
 
 

@@ -31,6 +31,7 @@ _MEANING = (
     (AuthError, "the credentials were refused or lack a permission"),
     (RetriableError, "the service could not be reached, or is failing right now"),
     (FatalError, "the service refused the request"),
+    (OSError, "a local file or folder cannot be used"),
 )
 
 
@@ -108,9 +109,11 @@ def register_commands(cli: click.Group) -> None:
         the same --since. The source's live cursor is not touched.
         """
         from socialcrm.core.engine.pipeline import ListenStats, Pipeline
+        from socialcrm.core.services.runtime import require_lasting_store
         since = since.replace(tzinfo=timezone.utc)
         config = ctx.config(config_path)
         source_config = configured(config, "sources", source_name)
+        require_lasting_store(config, "backfill")
         pipeline = Pipeline(config, ctx.plugins)
         source = pipeline.sources.get(source_name)
         built = source is None  # a disabled source is not polled, but may still be backfilled

@@ -32,7 +32,7 @@ def register_commands(cli: click.Group) -> None:
         from socialcrm.core.services.runtime import opened_store
         from socialcrm.core.services.status import delivery_report
         config = ctx.config(config_path)
-        with opened_store(config) as store:
+        with opened_store(config, read_only=True) as store:
             report = delivery_report(store, config)
         if as_json:
             click.echo(json.dumps(report))
