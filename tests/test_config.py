@@ -183,3 +183,85 @@ def test_settings_are_loaded_into_their_dataclasses(write_config, plugins):
     assert config.sinks[0].max_batch == 500  # never more than the plugin's own limit
     assert config.sinks[0].breaker_threshold == 2
     assert (config.routes[0].name, config.routes[0].continue_, config.routes[0].team) == ("all", True, None)
+
+
+def test_host_key_errors_do_not_hide_plugin_field_errors(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    max_attempts = 0
+    fsnyc = true
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] max_attempts: Must be greater than or equal to 1." in message
+    assert "[sinks.desk] fsnyc: unknown field (a typo?)" in message
+    assert "[sinks.desk] path: Missing data for required field." in message
+
+
+def test_one_invalid_sink_does_not_make_routes_report_it_missing(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    max_batch = 0
+    path = "desk.jsonl"
+    [[routes]]
+    name = "support"
+    sinks = ["desk"]
+    [[routes]]
+    name = "other"
+    sinks = ["crm"]
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] max_batch: Must be greater than or equal to 1." in message
+    assert "no sink named 'desk'" not in message
+    assert "[routes.other] sinks: no sink named 'crm' (sinks: desk)" in message
+
+
+def test_an_unset_variable_gives_one_message_per_field(write_config, plugins, monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET", raising=False)
+    text = """
+    [brand]
+    name = "B"
+    [sinks.hook]
+    plugin = "webhook"
+    url = "http://127.0.0.1:9/hook"
+    secret = "${HOOK_SECRET}"
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.hook] secret: environment variable HOOK_SECRET is not set (export HOOK_SECRET=...)" in message
+    assert "Shorter than minimum length" not in message
+    assert len(lines_about(message, "[sinks.hook] secret")) == 1
+
+
+def test_zendesk_credential_set_to_an_unset_variable_is_not_called_missing(write_config, plugins, monkeypatch):
+    monkeypatch.delenv("ZENDESK_API_TOKEN", raising=False)
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "zendesk"
+    subdomain = "acme"
+    email = "agent@example.com"
+    api_token = "${ZENDESK_API_TOKEN}"
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] api_token: environment variable ZENDESK_API_TOKEN is not set" in message
+    assert "missing" not in message
+
+
+def test_duplicate_route_names_are_refused(write_config, plugins, base_config):
+    text = base_config + """
+    [[routes]]
+    name = "support"
+    sinks = ["sales"]
+    """
+    message = problems(write_config, plugins, text)
+    assert "[routes.support] name: route names must be unique: 'support' is also route #1" in message
+
+
+def lines_about(message, prefix):
+    return [line for line in message.splitlines() if prefix in line]
