@@ -3,8 +3,12 @@ run says, and ``records`` with its filters and relative times."""
 import json
 import logging
 import os
+import shlex
 import signal
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -139,3 +143,28 @@ def test_parse_since_reads_against_the_given_now():
     assert parse_since(" Today ", NOW) == datetime(2026, 10, 3, tzinfo=timezone.utc)
     with pytest.raises(ValueError, match="not a time"):
         parse_since("soon", NOW)
+
+
+def _demo_hint(out_dir):
+    result = CliRunner().invoke(main, ["demo", "--dir", out_dir])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    return lines[lines.index(next(line for line in lines if " records --config " in line)):]
+
+
+def test_the_demo_hint_works_as_printed_when_socialcrm_is_not_on_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    command, activate = _demo_hint("demo")
+    assert command.strip().split()[0].endswith("/bin/socialcrm")
+    assert activate.startswith("(or activate the environment first, source ") and activate.endswith("/bin/activate, "
+                                                                                                     "and type plain socialcrm)")
+    ran = subprocess.run(shlex.split(command), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "case" in ran.stdout
+
+
+def test_the_demo_hint_says_plain_socialcrm_when_it_is_on_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin")
+    assert _demo_hint("demo") == ["  socialcrm records --config demo/socialcrm.toml --type case"]
