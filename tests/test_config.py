@@ -221,36 +221,21 @@ def test_one_invalid_sink_does_not_make_routes_report_it_missing(write_config, p
     assert "[routes.other] sinks: no sink named 'crm' (sinks: desk)" in message
 
 
-def test_an_unset_variable_gives_one_message_per_field(write_config, plugins, monkeypatch):
-    monkeypatch.delenv("HOOK_SECRET", raising=False)
-    text = """
-    [brand]
-    name = "B"
-    [sinks.hook]
-    plugin = "webhook"
-    url = "http://127.0.0.1:9/hook"
-    secret = "${HOOK_SECRET}"
-    """
+@pytest.mark.parametrize("plugin, options, field, variable, not_also", [
+    # the webhook sink would add "Shorter than minimum length 8." for the empty value
+    ("webhook", {"url": "http://127.0.0.1:9/hook"}, "secret", "HOOK_SECRET", "Shorter than minimum length"),
+    # Zendesk would call a credential set to an unset variable "missing"
+    ("zendesk", {"subdomain": "acme", "email": "agent@example.com"}, "api_token", "ZENDESK_API_TOKEN", "missing"),
+])
+def test_an_unset_variable_is_its_fields_one_message(write_config, plugins, monkeypatch, plugin, options, field,
+                                                       variable, not_also):
+    monkeypatch.delenv(variable, raising=False)
+    lines = "".join(f'{key} = "{value}"\n' for key, value in options.items())
+    text = f'[brand]\nname = "B"\n[sinks.out]\nplugin = "{plugin}"\n{lines}{field} = "${{{variable}}}"\n'
     message = problems(write_config, plugins, text)
-    assert "[sinks.hook] secret: environment variable HOOK_SECRET is not set (export HOOK_SECRET=...)" in message
-    assert "Shorter than minimum length" not in message
-    assert len(lines_about(message, "[sinks.hook] secret")) == 1
-
-
-def test_zendesk_credential_set_to_an_unset_variable_is_not_called_missing(write_config, plugins, monkeypatch):
-    monkeypatch.delenv("ZENDESK_API_TOKEN", raising=False)
-    text = """
-    [brand]
-    name = "B"
-    [sinks.desk]
-    plugin = "zendesk"
-    subdomain = "acme"
-    email = "agent@example.com"
-    api_token = "${ZENDESK_API_TOKEN}"
-    """
-    message = problems(write_config, plugins, text)
-    assert "[sinks.desk] api_token: environment variable ZENDESK_API_TOKEN is not set" in message
-    assert "missing" not in message
+    assert f"[sinks.out] {field}: environment variable {variable} is not set (export {variable}=...)" in message
+    assert not_also not in message
+    assert len([line for line in message.splitlines() if f"[sinks.out] {field}" in line]) == 1
 
 
 def test_duplicate_route_names_are_refused(write_config, plugins, base_config):
@@ -262,6 +247,3 @@ def test_duplicate_route_names_are_refused(write_config, plugins, base_config):
     message = problems(write_config, plugins, text)
     assert "[routes.support] name: route names must be unique: 'support' is also route #1" in message
 
-
-def lines_about(message, prefix):
-    return [line for line in message.splitlines() if prefix in line]
