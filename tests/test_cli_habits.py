@@ -99,6 +99,7 @@ def test_records_filters_by_priority_team_and_route(stored):
     assert ids(stored) == ["x:1", "x:2", "x:3"]
     assert ids(stored, "--priority", "P2") == ["x:1", "x:2"]
     assert ids(stored, "--priority", "P4") == ["x:3"]
+    assert ids(stored, "--priority", "p2", "--type", "Case") == ["x:1", "x:2"]  # as people type them
     assert ids(stored, "--team", "care") == ["x:1", "x:2"]
     assert ids(stored, "--route", "desk") == ["x:1", "x:2"]
     assert ids(stored, "--route", "none") == ["x:3"]
@@ -157,8 +158,8 @@ def test_the_demo_hint_works_as_printed_when_socialcrm_is_not_on_path(tmp_path, 
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     command, activate = _demo_hint("demo")
     assert command.strip().split()[0].endswith("/bin/socialcrm")
-    assert activate.startswith("(or activate the environment first, source ") and activate.endswith("/bin/activate, "
-                                                                                                     "and type plain socialcrm)")
+    assert activate.startswith("(or activate the environment first, source ")
+    assert activate.endswith("/bin/activate, and type plain socialcrm)")
     ran = subprocess.run(shlex.split(command), cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert "case" in ran.stdout

@@ -123,10 +123,12 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 
 @main.command()
 @config_option
-@click.option("--type", "type_", type=click.Choice(RECORD_TYPES), help="Only records of this type.")
-@click.option("--priority", type=click.Choice(PRIORITIES), help="Only records of this priority.")
+@click.option("--type", "type_", type=click.Choice(RECORD_TYPES, case_sensitive=False),
+              help="Only records of this type.")
+@click.option("--priority", type=click.Choice(PRIORITIES, case_sensitive=False),
+              help="Only records of this priority.")
 @click.option("--team", help="Only records routed to this team.")
-@click.option("--route", help="Only records a route sent to this sink; `none` lists the records no route sent anywhere.")
+@click.option("--route", help="Only records a route sent to this sink; `none`: those no route sent anywhere.")
 @click.option("--since", type=SinceTime(), help=f"Only records said at or after this time: {EXAMPLES} (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record, with its reasons.")
