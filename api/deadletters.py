@@ -14,6 +14,7 @@ from socialcrm.core.services import deadletters as service
 
 from .auth import caller, needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import (DeadLetterDetailSchema, DeadLetterQuerySchema, DeadLetterSchema, ReplayResultSchema,
                       ReplaySchema)
 from .state import state
@@ -23,7 +24,7 @@ blp = Blueprint("dead-letters", __name__, description="Dead letters: list, show,
 
 @blp.route("/dead-letters", methods=["GET"])
 @needs(blp, "read")
-@blp.arguments(DeadLetterQuerySchema, location="query")
+@query_arguments(blp, DeadLetterQuerySchema)
 @blp.response(200, DeadLetterSchema(many=True))
 def list_dead_letters(args: dict[str, Any]):
     """List dead letters, the most recent first, with each sink's reason."""

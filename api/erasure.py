@@ -15,6 +15,7 @@ from socialcrm.core.services import erasure as service
 
 from .auth import caller, needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import (AuthorKeySchema, AuthorRefSchema, DoNotEngageEntrySchema, DoNotEngageResultSchema,
                       ErasureResultSchema)
 from .state import state
@@ -35,8 +36,9 @@ def erase(data: dict[str, Any]):
 
 @blp.route("/do-not-engage", methods=["GET"])
 @needs(blp, "admin")
+@query_arguments(blp)
 @blp.response(200, DoNotEngageEntrySchema(many=True))
-def list_do_not_engage():
+def list_do_not_engage(_query: dict):
     """The do-not-engage list: entries from the config and those added here, by salted key."""
     st = state()
     return service.do_not_engage_list(st.runtime.store, st.config)

@@ -6,6 +6,7 @@ request counter lives in memory.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Iterator
 
@@ -67,6 +68,15 @@ class StoreCollector(Collector):
                                 value=sum(seen["sources_paused"].values()))
 
 
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
+
+
+def url_template(rule: str) -> str:
+    """A Flask URL rule as people read it, and as the OpenAPI spec writes it: ``/dead-letters/{outbox_id}``
+    for ``/dead-letters/<int(min=1):outbox_id>``."""
+    return _CONVERTER.sub(r"{\1}", rule)
+
+
 def install(app: Flask, api_state: ApiState) -> CollectorRegistry:
     """Give the app its own registry (so several apps in one process never clash) and count requests."""
     registry = CollectorRegistry(auto_describe=True)
@@ -82,7 +92,7 @@ def install(app: Flask, api_state: ApiState) -> CollectorRegistry:
 
     @app.after_request
     def _count(response):
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = url_template(request.url_rule.rule) if request.url_rule else "unmatched"
         requests_total.labels(request.method, route, str(response.status_code)).inc()
         started = request.environ.get("socialcrm.started")
         if started is not None:

@@ -18,6 +18,7 @@ from socialcrm.core.services.records import record_detail, records_page
 
 from .auth import caller, needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import (FeedbackResultSchema, FeedbackSchema, RecordDetailSchema, RecordPageSchema,
                       RecordQuerySchema)
 from .state import state
@@ -46,7 +47,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 @blp.route("/records", methods=["GET"])
 @needs(blp, "read")
-@blp.arguments(RecordQuerySchema, location="query")
+@query_arguments(blp, RecordQuerySchema)
 @blp.response(200, RecordPageSchema)
 def list_records(args: dict[str, Any]):
     """List records, newest first, filtered by type, sentiment, priority, route, team, network, author,

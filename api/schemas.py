@@ -15,6 +15,8 @@ from socialcrm.core.sdk.model import MentionSchema as CoreMentionSchema
 from socialcrm.core.sdk.model import RECORD_TYPES, SENTIMENTS, PRIORITIES
 from socialcrm.core.sdk.schema import StrictSchema
 
+from .query import QuerySchema
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 _WHEN = validate.Range(min=EARLIEST, max=LATEST, error="must be between 1970 and 2200")
@@ -134,7 +136,7 @@ class RecordSchema(Schema):
     engagement = fields.Nested(RecordEngagementSchema, required=True)
 
 
-class RecordQuerySchema(Strict):
+class RecordQuerySchema(QuerySchema):
     """Filters for the record list; each given filter must hold. Lists are comma-separated."""
 
     type = DelimitedList(fields.String(validate=validate.OneOf(RECORD_TYPES)))
@@ -257,7 +259,7 @@ class PollResultSchema(Schema):
 # --- dead letters ---
 
 
-class DeadLetterQuerySchema(Strict):
+class DeadLetterQuerySchema(QuerySchema):
     """Which dead letters."""
 
     sink = fields.String(validate=validate.Length(min=1, max=100))
@@ -328,7 +330,7 @@ class ReplayResultSchema(Schema):
 # --- stats ---
 
 
-class StatsQuerySchema(Strict):
+class StatsQuerySchema(QuerySchema):
     """The time range (default: the last 7 days), the bucket, and how many top terms."""
 
     since = when()

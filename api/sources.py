@@ -13,6 +13,7 @@ from socialcrm.core.services.status import sources_status
 
 from .auth import needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import PollResultSchema, SourceSchema
 from .state import state
 
@@ -21,8 +22,9 @@ blp = Blueprint("sources", __name__, description="Sources: cursors, last polls, 
 
 @blp.route("/sources", methods=["GET"])
 @needs(blp, "read")
+@query_arguments(blp)
 @blp.response(200, SourceSchema(many=True))
-def list_sources():
+def list_sources(_query: dict):
     """List the configured sources and inbound webhooks with cursor, last poll and last error."""
     st = state()
     return sources_status(st.runtime.store, st.config)

@@ -13,6 +13,7 @@ from socialcrm.core.services.stats import RangeRefused, record_stats
 
 from .auth import needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import StatsQuerySchema, StatsSchema
 from .state import state
 
@@ -21,7 +22,7 @@ blp = Blueprint("stats", __name__, description="Counts and top terms over time")
 
 @blp.route("/stats", methods=["GET"])
 @needs(blp, "read")
-@blp.arguments(StatsQuerySchema, location="query")
+@query_arguments(blp, StatsQuerySchema)
 @blp.response(200, StatsSchema)
 def stats(args: dict[str, Any]):
     """Counts by type, sentiment and network per hour or day, and the top terms and hashtags."""

@@ -94,8 +94,11 @@ def test_bad_cursor_and_filters_name_the_field(api):
     assert set(response.json["errors"]) == {"type[0]", "limit", "since"}  # the list item is named
     assert response.json["code"] == 422 and response.json["status"] == "Unprocessable Entity"
     assert "type" in response.json["message"]
+    # Issue #15: a misspelt filter is an error, not a silently ignored filter; a cache-buster still passes.
     unknown = api.client.get("/records", query_string={"typo": "x"}, headers=api.auth("read"))
-    assert unknown.status_code == 200  # query strings may carry cache-busters; bodies may not carry typos
+    assert unknown.status_code == 422 and list(unknown.json["errors"]) == ["typo"]
+    cache_buster = api.client.get("/records", query_string={"_": "1700000000"}, headers=api.auth("read"))
+    assert cache_buster.status_code == 200
 
 
 def test_one_record_with_deliveries_and_feedback(api, mention_json):

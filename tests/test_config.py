@@ -183,3 +183,67 @@ def test_settings_are_loaded_into_their_dataclasses(write_config, plugins):
     assert config.sinks[0].max_batch == 500  # never more than the plugin's own limit
     assert config.sinks[0].breaker_threshold == 2
     assert (config.routes[0].name, config.routes[0].continue_, config.routes[0].team) == ("all", True, None)
+
+
+def test_host_key_errors_do_not_hide_plugin_field_errors(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    max_attempts = 0
+    fsnyc = true
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] max_attempts: Must be greater than or equal to 1." in message
+    assert "[sinks.desk] fsnyc: unknown field (a typo?)" in message
+    assert "[sinks.desk] path: Missing data for required field." in message
+
+
+def test_one_invalid_sink_does_not_make_routes_report_it_missing(write_config, plugins):
+    text = """
+    [brand]
+    name = "B"
+    [sinks.desk]
+    plugin = "jsonl"
+    max_batch = 0
+    path = "desk.jsonl"
+    [[routes]]
+    name = "support"
+    sinks = ["desk"]
+    [[routes]]
+    name = "other"
+    sinks = ["crm"]
+    """
+    message = problems(write_config, plugins, text)
+    assert "[sinks.desk] max_batch: Must be greater than or equal to 1." in message
+    assert "no sink named 'desk'" not in message
+    assert "[routes.other] sinks: no sink named 'crm' (sinks: desk)" in message
+
+
+@pytest.mark.parametrize("plugin, options, field, variable, not_also", [
+    # the webhook sink would add "Shorter than minimum length 8." for the empty value
+    ("webhook", {"url": "http://127.0.0.1:9/hook"}, "secret", "HOOK_SECRET", "Shorter than minimum length"),
+    # Zendesk would call a credential set to an unset variable "missing"
+    ("zendesk", {"subdomain": "acme", "email": "agent@example.com"}, "api_token", "ZENDESK_API_TOKEN", "missing"),
+])
+def test_an_unset_variable_is_its_fields_one_message(write_config, plugins, monkeypatch, plugin, options, field,
+                                                       variable, not_also):
+    monkeypatch.delenv(variable, raising=False)
+    lines = "".join(f'{key} = "{value}"\n' for key, value in options.items())
+    text = f'[brand]\nname = "B"\n[sinks.out]\nplugin = "{plugin}"\n{lines}{field} = "${{{variable}}}"\n'
+    message = problems(write_config, plugins, text)
+    assert f"[sinks.out] {field}: environment variable {variable} is not set (export {variable}=...)" in message
+    assert not_also not in message
+    assert len([line for line in message.splitlines() if f"[sinks.out] {field}" in line]) == 1
+
+
+def test_duplicate_route_names_are_refused(write_config, plugins, base_config):
+    text = base_config + """
+    [[routes]]
+    name = "support"
+    sinks = ["sales"]
+    """
+    message = problems(write_config, plugins, text)
+    assert "[routes.support] name: route names must be unique: 'support' is also route #1" in message
+

@@ -123,7 +123,7 @@ def test_serve_needs_the_api_token_secrets_and_names_the_variable(store_config, 
     result = invoke("serve", "--port", "0", "--config",
                     store_config(f"sqlite:///{tmp_path}/socialcrm.db", API_BLOCK))
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert ("socialcrm.toml [api] tokens.token: environment variable SOCIALCRM_UNSET_READ_TOKEN is not set "
+    assert ("socialcrm.toml [api] tokens.0.token: environment variable SOCIALCRM_UNSET_READ_TOKEN is not set "
             "(export SOCIALCRM_UNSET_READ_TOKEN=...) (needed to start the API)") in result.output
 
 

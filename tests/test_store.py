@@ -220,3 +220,11 @@ def test_a_page_clashing_with_rows_another_writer_stored_is_a_write_conflict(sto
             assert tx.known([mention.id], []) == ({mention.id}, set())
             tx.save_page("src", {"offset": 2}, [mention], make_records(1), {}, now=NOW)
     assert store.get_cursor("src") == {"offset": 1} and store.counts()["records"] == 0
+
+
+def test_records_page_lists_the_unrouted_records(store):
+    records = make_records(3)
+    records[1].route = []
+    save(store, records)
+    assert [r.id for r, _ in store.records_page(unrouted=True)] == ["x:1"]
+    assert sorted(r.id for r, _ in store.records_page(route="desk")) == ["x:0", "x:2"]

@@ -2,6 +2,9 @@
 ``click.pass_obj``, and the exception that reports a configuration or plugin problem."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from typing import Callable
+
 import click
 
 from socialcrm.core.engine.config import Config, load_config
@@ -21,10 +24,13 @@ class ConfigProblem(click.ClickException):
 
 class Context:
     """What every command shares: the plugin manager (every installed plugin unless one is given,
-    loaded on first use) and the commands its plugins register."""
+    loaded on first use), the commands its plugins register, and the clock relative times are read
+    against (``now``: the current UTC time unless a test hands in its own)."""
 
-    def __init__(self, plugins: PluginManager | None = None) -> None:
+    def __init__(self, plugins: PluginManager | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self._plugins = plugins
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(timezone.utc))
         self._commands: dict[str, click.Command] | None = None
 
     @property

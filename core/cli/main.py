@@ -5,13 +5,16 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from socialcrm.core.cli.context import ConfigProblem, Context, config_option
+from socialcrm.core.cli.logoptions import DEFAULT_LEVEL, set_level, with_log_options
+from socialcrm.core.cli.times import EXAMPLES, SinceTime
 from socialcrm.core.sdk.errors import ConfigError, PluginError
+from socialcrm.core.sdk.model import PRIORITIES, RECORD_TYPES
 
 log = logging.getLogger("socialcrm")
 
@@ -25,7 +28,8 @@ class _Group(click.Group):
         return sorted({*super().list_commands(ctx), *ctx.ensure_object(Context).commands(self)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or ctx.ensure_object(Context).commands(self).get(cmd_name)
+        command = super().get_command(ctx, cmd_name) or ctx.ensure_object(Context).commands(self).get(cmd_name)
+        return with_log_options(command) if command is not None else None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -34,16 +38,23 @@ class _Group(click.Group):
             raise ConfigProblem(str(exc)) from None
 
 
+@with_log_options
 @click.group(cls=_Group)
-@click.option("--log-level", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(package_name="socialcrm")
 @click.pass_context
-def main(ctx: click.Context, log_level: str) -> None:
+def main(ctx: click.Context) -> None:
     """socialcrm: listen to social media, learn what each mention is, deliver it to the system that owns it."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:
+        set_level(DEFAULT_LEVEL)
     ctx.ensure_object(Context)  # tests hand in their own, with the plugins they registered
+
+
+def _what_runs(config) -> str:
+    """What a foreground run polls and where it delivers, in one line each."""
+    polls = ", ".join(f"{s.instance} ({s.plugin}, every {s.poll_interval:g}s)" for s in config.sources if s.enabled)
+    sinks = ", ".join(f"{s.instance} ({s.plugin})" for s in config.sinks if s.enabled)
+    return (f"polling: {polls or 'no enabled sources'}\n"
+            f"delivering to: {sinks or 'no enabled sinks'}; store {config.store_url.split('://')[0]}")
 
 
 @main.command()
@@ -71,7 +82,8 @@ def run(ctx: Context, config_path: str, once: bool) -> None:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: pipeline.stop_event.set())
-        log.info("running; stop with Ctrl-C or SIGTERM")
+        click.echo(_what_runs(pipeline.config), err=True)
+        click.echo("running; stop with Ctrl-C or SIGTERM (--log-level INFO or -v logs each poll)", err=True)
         pipeline.run_forever()
     finally:
         pipeline.close()
@@ -110,33 +122,41 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 
 @main.command()
 @config_option
-@click.option("--type", "type_", help="Only records of this type (case, query, rant, rave, lead, rfe, ...).")
-@click.option("--since", type=click.DateTime(), help="Only records said at or after this time (UTC).")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--type", "type_", type=click.Choice(RECORD_TYPES, case_sensitive=False),
+              help="Only records of this type.")
+@click.option("--priority", type=click.Choice(PRIORITIES, case_sensitive=False),
+              help="Only records of this priority.")
+@click.option("--team", help="Only records routed to this team.")
+@click.option("--route", help="Only records a route sent to this sink; `none`: those no route sent anywhere.")
+@click.option("--since", type=SinceTime(), help=f"Only records said at or after this time: {EXAMPLES} (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record, with its reasons.")
 @click.pass_obj
-def records(ctx: Context, config_path: str, type_: str | None, since: datetime | None, limit: int,
-            as_json: bool) -> None:
+def records(ctx: Context, config_path: str, type_: str | None, priority: str | None, team: str | None,
+            route: str | None, since: datetime | None, limit: int, as_json: bool) -> None:
     """Show stored records, newest first."""
+    from socialcrm.core.services.records import records_page
     from socialcrm.core.services.runtime import opened_store
-    since = since.replace(tzinfo=timezone.utc) if since else None
     with opened_store(ctx.config(config_path), read_only=True) as store:
-        rows = list(store.iter_records(type_=type_, since=since, limit=limit))
+        rows, _ = records_page(store, limit, types=[type_] if type_ else [], priorities=[priority] if priority else [],
+                               team=team, route=None if route == "none" else route, unrouted=route == "none",
+                               since=since)
     if as_json:
-        for r in rows:
+        for r, _ in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
     table = Table(expand=True)
+    table.add_column("id", overflow="fold", max_width=28)  # folded, never cut: people copy it into `feedback`
     for column in ("when", "priority", "type", "sentiment", "influence", "route", "author"):
         table.add_column(column, no_wrap=True)
     table.add_column("content", overflow="ellipsis", no_wrap=True, ratio=1, min_width=30)
-    for r in rows:
-        table.add_row(r.created_at.strftime("%Y-%m-%d %H:%M"), r.priority, r.type, r.sentiment.label,
+    for r, _ in rows:
+        table.add_row(r.id, r.created_at.strftime("%Y-%m-%d %H:%M"), r.priority, r.type, r.sentiment.label,
                       str(r.influence.score), ", ".join(r.route) or "-", f"{r.network}/@{r.author.handle}",
                       " ".join(r.content.split()))
-    Console(width=max(Console().width, 160)).print(table)
+    Console(width=max(Console().width, 180)).print(table)
 
 
 @main.command("check")

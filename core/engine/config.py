@@ -398,6 +398,9 @@ class _Problems:
     def __init__(self, filename: str):
         self.filename = filename
         self.items: list[str] = []
+        #: (block, field path) of values that named an unset ``${VAR}``: that message says it all, so
+        #: what the schema then says about the empty value ("missing", "too short") is left out.
+        self.unset: set[tuple[str, str]] = set()
 
     def add(self, block: str, field_name: str, message: str) -> None:
         where = f"{self.filename} [{block}]" if block else self.filename
@@ -405,6 +408,8 @@ class _Problems:
 
     def add_validation(self, block: str, error: ValidationError) -> None:
         for path, message in flatten_messages(error.messages):
+            if (block, path) in self.unset:
+                continue
             if message == "Unknown field.":
                 message = "unknown field (a typo?)"
             self.add(block, path, message)
@@ -421,12 +426,15 @@ def _expand_env(value: Any, block: str, key: str, problems: _Problems, secrets: 
             if default is not None:
                 return default
             problems.add(block, key, f"environment variable {name} is not set (export {name}=...)")
+            problems.unset.add((block, key))
             return ""
         return _ENV_REF.sub(fill, value)
     if isinstance(value, dict):
         return {k: _expand_env(v, block, f"{key}.{k}" if key else k, problems, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, block, key, problems, secrets) for v in value]
+        # Items are named by index, as the schemas' errors name them (``tokens.0.token``).
+        return [_expand_env(v, block, f"{key}.{i}" if key else str(i), problems, secrets)
+                for i, v in enumerate(value)]
     return value
 
 
@@ -494,11 +502,18 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     raw_terms = top["learning"].get("terms")
     terms = _normalise_terms({k: v for k, v in raw_terms.items() if k in TERM_KINDS}
                              if isinstance(raw_terms, dict) else {}, problems)
-    sink_names = {name for name, *_ in sinks}
+    # Every declared block is a sink a route may name, valid or not: an invalid one has its own message.
+    sink_names = set(top["sinks"])
     routes: list[Route] = []
+    first_named: dict[str, int] = {}
     for number, data in enumerate(top["routes"], start=1):
         block = f"[routes] #{number}" if "name" not in data else f"routes.{data['name']}"
         route = section(RouteSchema(), block, data)
+        name = data.get("name")
+        if isinstance(name, str) and name in first_named:
+            problems.add(block, "name", f"route names must be unique: {name!r} is also route #{first_named[name]}")
+        elif isinstance(name, str):
+            first_named[name] = number
         named = data.get("sinks") if isinstance(data.get("sinks"), list) else []
         for sink in named:
             if isinstance(sink, str) and sink not in sink_names:
@@ -567,15 +582,18 @@ def _plugin_blocks(kind: str, blocks: dict[str, dict[str, Any]], host_schema: Sc
         data = _expand_env(data, block, "", problems, secrets)
         host_part = {k: v for k, v in data.items() if k in host_keys}
         plugin_part = {k: v for k, v in data.items() if k not in host_keys}
+        # The host's keys and the plugin's are checked independently, so one never hides the other.
         try:
             host = host_schema.load(host_part)
         except ValidationError as exc:
             problems.add_validation(block, exc)
-            continue
-        plugin_name = host.get("plugin", name)
+            host = None
+        plugin_name = data.get("plugin", name)
+        if not isinstance(plugin_name, str):
+            continue  # the host schema has said what is wrong with it
         if plugin_name not in registry:
             known = ", ".join(sorted(registry)) or "none installed"
-            field_name = "plugin" if "plugin" in host else ""
+            field_name = "plugin" if "plugin" in data else ""
             problems.add(block, field_name, f"no {kind[:-1]} plugin named {plugin_name!r} (installed: {known})")
             continue
         try:
@@ -583,7 +601,8 @@ def _plugin_blocks(kind: str, blocks: dict[str, dict[str, Any]], host_schema: Sc
         except ValidationError as exc:
             problems.add_validation(block, exc)
             continue
-        out.append((name, host, options))
+        if host is not None:
+            out.append((name, host, options))
     return out
 
 

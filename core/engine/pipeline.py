@@ -190,7 +190,12 @@ class Pipeline:
             for name, source in self.sources.items():
                 if (next_poll[name] <= now or name in self.poll_requests) and not self._outbox_full():
                     self.poll_requests.discard(name)
-                    self.listen_source(name, source, stats)
+                    polled = ListenStats()
+                    self.listen_source(name, source, polled)
+                    if name not in polled.errors:  # a failed poll has logged its own line
+                        log.info("polled %s: %d mentions, %d new records, %d duplicates", name, polled.fetched,
+                                 polled.records, polled.duplicates)
+                    _merge(stats, polled)
                     next_poll[name] = time.time() + self.poll_intervals[name]
             if stats.records:
                 log.info("listened: %d new records from %d mentions", stats.records, stats.fetched)

@@ -1,7 +1,10 @@
 """``socialcrm demo``: the whole workflow, offline, on the bundled sample mentions of a fictional brand."""
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -79,5 +82,32 @@ def _print_summary(console: Console, summary: dict, listened, delivered, out_dir
     for name, count in sorted(delivered.delivered.items()):
         sinks.add_row(name, str(count))
     console.print(sinks)
+    command, activate = command_as_typed()
+    config = shlex.quote((out_dir / "socialcrm.toml").as_posix())
     console.print(f"\nRecords, with the reasons for each decision, are in [bold]{out_dir}/*.jsonl[/]; "
-                  f"browse them with:\n  socialcrm records --config {out_dir}/socialcrm.toml --type case")
+                  f"browse them with:")
+    # Never wrapped: the line is a command to copy as it is.
+    console.print(f"  {command} records --config {config} --type case", highlight=False, markup=False,
+                  soft_wrap=True)
+    if activate:
+        console.print(f"(or activate the environment first, {activate}, and type plain socialcrm)",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def command_as_typed() -> tuple[str, str | None]:
+    """How the user's shell reaches this socialcrm, and the command that activates its environment (None
+    when nothing needs activating): ``socialcrm`` when it is the one on PATH, else the path of this
+    environment's script, relative to the working directory when it is under it."""
+    bin_dir = Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin")
+    script = bin_dir / "socialcrm"
+    on_path = shutil.which("socialcrm")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "socialcrm", None
+    activate = bin_dir / "activate"
+    return _as_typed(script), f"source {_as_typed(activate)}" if activate.exists() else None
+
+
+def _as_typed(path: Path) -> str:
+    """``path`` as a shell word: relative to the working directory when it is under it."""
+    relative = os.path.relpath(path)
+    return shlex.quote(str(path) if relative.startswith("..") else relative)

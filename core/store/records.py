@@ -59,13 +59,15 @@ class Records:
                     for t in (mentions, records, outbox)}
 
     def records_page(self, *, types: Sequence[str] = (), sentiments: Sequence[str] = (),
-                     priorities: Sequence[str] = (), route: str | None = None, team: str | None = None,
+                     priorities: Sequence[str] = (), route: str | None = None, unrouted: bool = False,
+                     team: str | None = None,
                      network: str | None = None, author: str | None = None, text: str | None = None,
                      since: datetime | None = None, until: datetime | None = None,
                      after: tuple[datetime, str] | None = None, limit: int = 50) -> list[tuple[Record, datetime]]:
         """Up to ``limit`` records matching every filter given, newest first (ties by id, descending),
         each with its stored ``created_at`` (the keyset position). ``after`` is the position of the last
-        record of the previous page. ``text`` matches the content, case-insensitively."""
+        record of the previous page. ``text`` matches the content, case-insensitively; ``unrouted`` keeps
+        only the records no route sent anywhere."""
         query = select(records.c.data, records.c.reposts, records.c.created_at, records.c.id)
         for column, values in ((records.c.type, types), (records.c.sentiment, sentiments),
                                (records.c.priority, priorities)):
@@ -73,6 +75,8 @@ class Records:
                 query = query.where(column.in_(list(values)))
         if route:
             query = query.where(records.c.route.contains(json.dumps(route), autoescape=True))
+        if unrouted:
+            query = query.where(records.c.route == json.dumps([]))
         if team:
             query = query.where(records.c.team == team)
         if network:
