@@ -196,3 +196,35 @@ def test_a_skipped_item_is_the_string_plugins_always_reported():
     assert item == "line 3: id: missing" and item.payload == "\\xff{"
     assert Page([], None, ["plain", item]).skipped()[0].reason == "plain"
     assert isinstance(Page([], None, [item]).skipped()[0], SkippedItem)
+
+
+# --- the API, beside the dead letters ---
+
+
+def test_the_api_lists_shows_and_replays_the_quarantine(api, mention_json):
+    with (api.tmp_path / "mentions.jsonl").open("ab") as handle:
+        handle.write(b"{oops\n" + line(mention_json("2", "bad date", created_at="yesterday")))
+    assert api.pipeline.listen().unreadable == 2
+    rows = api.client.get("/quarantine", headers=api.auth("read")).json
+    assert [r["location"] for r in rows] == ["line 2", "line 1"]  # the most recent first
+    broken, bad_date = rows[1]["id"], rows[0]["id"]
+    assert api.client.get("/quarantine", query_string={"source": "other"}, headers=api.auth("read")).json == []
+    shown = api.client.get(f"/quarantine/{broken}", headers=api.auth("read")).json
+    assert shown["payload"] == "{oops\n" and shown["reason"].startswith("not JSON") and shown["state"] == "held"
+    assert api.client.get("/quarantine/999", headers=api.auth("read")).status_code == 404
+
+    fixed = json.dumps(mention_json("1", "@BrightwaveHelp my WaveBox is broken"))
+    read = api.client.post(f"/quarantine/{broken}/replay", json={"payload": fixed}, headers=api.auth("write"))
+    assert read.status_code == 200, read.json
+    assert read.json == {"outcomes": [{"id": broken, "read": True, "mention_id": "x:1", "reason": None}]}
+    assert api.client.get("/records/x:1", headers=api.auth("read")).status_code == 200
+    again = api.client.post(f"/quarantine/{broken}/replay", json={}, headers=api.auth("write"))
+    assert again.status_code == 404  # replayed, no longer held
+
+    kept = api.client.post("/quarantine/replay", json={"all": True}, headers=api.auth("write")).json
+    assert kept == {"outcomes": [{"id": bad_date, "read": False, "mention_id": None,
+                                  "reason": "created_at: Not a valid datetime."}]}
+    refused = api.client.post("/quarantine/replay", json={"ids": [bad_date, broken]}, headers=api.auth("write"))
+    assert refused.status_code == 422 and refused.json["errors"] == {"ids": [f"{broken} is not held in the quarantine"]}
+    both = api.client.post("/quarantine/replay", json={"ids": [bad_date], "all": True}, headers=api.auth("write"))
+    assert both.status_code == 422 and both.json["errors"] == {"ids": ["give exactly one of ids, all=true"]}
