@@ -1,10 +1,12 @@
-"""What the command modules share: who acts, for the audit log; finding, building and testing a
-configured source or sink; and explaining a failure in words. A helper module: it registers no commands.
+"""What the command modules share: who acts, for the audit log; stored times as text; finding, building
+and testing a configured source or sink; and explaining a failure in words. A helper module: it
+registers no commands.
 """
 from __future__ import annotations
 
 import getpass
 import sys
+from datetime import datetime, timezone
 from typing import Any, Callable, NoReturn
 
 import click
@@ -13,6 +15,11 @@ from socialcrm.core.cli.context import Context, config_option
 from socialcrm.core.engine.config import Config
 
 Meanings = tuple[tuple[type[Exception], str], ...]
+
+
+def utc_time(ts: float | None) -> str:
+    """A stored Unix time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-`` when there is none."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def default_actor() -> str:

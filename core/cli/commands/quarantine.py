@@ -8,16 +8,12 @@ and takes it in like a polled page; an item still unreadable stays held with the
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import click
 
+from socialcrm.core.cli.commands._common import utc_time
 from socialcrm.core.cli.context import BAD_RUN, Context, config_option
 from socialcrm.core.sdk.hookspecs import hookimpl
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 @hookimpl
@@ -53,7 +49,7 @@ def register_commands(cli: click.Group) -> None:
         table.add_column("reason", overflow="fold", ratio=1, min_width=30)
         for row in rows:
             table.add_row(str(row["id"]), row["source"], row["location"] or "-", str(row["replays"]),
-                          _when(row["created_at"]), row["reason"])
+                          utc_time(row["created_at"]), row["reason"])
         Console(width=max(Console().width, 140)).print(table)
 
     @quarantine.command("show")
@@ -78,8 +74,8 @@ def register_commands(cli: click.Group) -> None:
             f"  where:     {row['location'] or '-'}",
             f"  reason:    {row['reason']}",
             f"  replays:   {row['replays']}",
-            f"  since:     {_when(row['created_at'])}",
-            f"  updated:   {_when(row['updated_at'])}",
+            f"  since:     {utc_time(row['created_at'])}",
+            f"  updated:   {utc_time(row['updated_at'])}",
             "  payload as received:",
             row["payload"] if row["payload"] is not None else "  (none kept)"]))
 
