@@ -228,3 +228,17 @@ def test_the_api_lists_shows_and_replays_the_quarantine(api, mention_json):
     assert refused.status_code == 422 and refused.json["errors"] == {"ids": [f"{broken} is not held in the quarantine"]}
     both = api.client.post("/quarantine/replay", json={"ids": [bad_date], "all": True}, headers=api.auth("write"))
     assert both.status_code == 422 and both.json["errors"] == {"ids": ["give exactly one of ids, all=true"]}
+
+
+def test_the_quarantine_keeps_any_bytes_in_the_pages_transaction_on_both_stores(store):
+    item = SkippedItem("not JSON", "line 1", b"\x00 nul, \xff, \\ and \xed\xa0\x80")
+    with store.page() as tx:
+        tx.save_page("file", {"offset": 40}, [], [], {}, skipped=[item])
+    (row,) = store.quarantined()
+    assert store.quarantined_item(row["id"])["payload"] == "\\x00 nul, \\xff, \\ and \\xed\\xa0\\x80"
+    assert store.quarantine_count() == 1 and store.get_cursor("file") == {"offset": 40}
+    with pytest.raises(RuntimeError):  # a page that fails keeps none of its quarantine either
+        with store.page() as tx:
+            tx.save_page("file", {"offset": 80}, [], [], {}, skipped=[SkippedItem("again")])
+            raise RuntimeError("crash before the commit")
+    assert store.quarantine_count() == 1 and store.get_cursor("file") == {"offset": 40}
