@@ -114,6 +114,9 @@ def test_every_unreadable_kind_is_quarantined_counted_and_makes_run_once_exit_3(
         assert row["reason"].startswith(UNREADABLE[number][1]), row
     undecodable = json.loads(cli(bad_file, "quarantine", "show", str(rows[4]["id"]), "--json"))
     assert "caf\\xe9 \\xed\\xa0\\x80" in undecodable["payload"]  # the bytes survive, backslash-escaped
+    table = cli(bad_file, "quarantine", "list")
+    assert "line 2" in table and "not JSON" in table and "x:7" in table
+    assert "the quarantine is empty for source other" in cli(bad_file, "quarantine", "list", "--source", "other")
     shown = cli(bad_file, "quarantine", "show", str(rows[0]["id"]))
     assert "where:     line 2" in shown and "{oops" in shown
 

@@ -11,7 +11,7 @@ import json
 import click
 
 from socialcrm.core.cli.context import Context, config_option
-from socialcrm.core.cli.commands._common import default_actor, utc_time
+from socialcrm.core.cli.commands._common import default_actor, echo_listing, utc_time
 from socialcrm.core.sdk.hookspecs import hookimpl
 
 
@@ -40,21 +40,10 @@ def register_commands(cli: click.Group) -> None:
         from socialcrm.core.services.deadletters import dead_letters
         with _store(ctx, config_path) as store:
             rows = dead_letters(store, sink=sink, limit=limit)
-        if as_json:
-            for row in rows:
-                click.echo(json.dumps(row, ensure_ascii=False))
-            return
-        if not rows:
-            click.echo("no dead letters" + (f" for sink {sink}" if sink else ""))
-            return
-        from rich.console import Console
-        from rich.table import Table
-        table = Table("id", "sink", "record", "type", "priority", "attempts", "dead since", expand=True)
-        table.add_column("reason", overflow="fold", ratio=1, min_width=30)
-        for row in rows:
-            table.add_row(str(row["id"]), row["sink"], row["record_id"], row["type"], row["priority"],
-                          str(row["attempts"]), utc_time(row["dead_at"]), row["error"] or "")
-        Console(width=max(Console().width, 140)).print(table)
+        echo_listing(rows, as_json, "no dead letters" + (f" for sink {sink}" if sink else ""),
+                     ("id", "sink", "record", "type", "priority", "attempts", "dead since"),
+                     lambda row: (str(row["id"]), row["sink"], row["record_id"], row["type"], row["priority"],
+                                  str(row["attempts"]), utc_time(row["dead_at"]), row["error"] or ""))
 
     @dlq.command("show")
     @config_option

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from socialcrm.core.cli.commands._common import utc_time
+from socialcrm.core.cli.commands._common import echo_listing, utc_time
 from socialcrm.core.cli.context import BAD_RUN, Context, config_option
 from socialcrm.core.sdk.hookspecs import hookimpl
 
@@ -36,21 +36,10 @@ def register_commands(cli: click.Group) -> None:
         from socialcrm.core.services.runtime import opened_store
         with opened_store(ctx.config(config_path)) as store:
             rows = quarantined(store, source=source, limit=limit)
-        if as_json:
-            for row in rows:
-                click.echo(json.dumps(row, ensure_ascii=False))
-            return
-        if not rows:
-            click.echo("the quarantine is empty" + (f" for source {source}" if source else ""))
-            return
-        from rich.console import Console
-        from rich.table import Table
-        table = Table("id", "source", "where", "replays", "since", expand=True)
-        table.add_column("reason", overflow="fold", ratio=1, min_width=30)
-        for row in rows:
-            table.add_row(str(row["id"]), row["source"], row["location"] or "-", str(row["replays"]),
-                          utc_time(row["created_at"]), row["reason"])
-        Console(width=max(Console().width, 140)).print(table)
+        echo_listing(rows, as_json, "the quarantine is empty" + (f" for source {source}" if source else ""),
+                     ("id", "source", "where", "replays", "since"),
+                     lambda row: (str(row["id"]), row["source"], row["location"] or "-", str(row["replays"]),
+                                  utc_time(row["created_at"]), row["reason"]))
 
     @quarantine.command("show")
     @config_option
