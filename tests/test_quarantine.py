@@ -208,6 +208,8 @@ def test_the_api_lists_shows_and_replays_the_quarantine(api, mention_json):
     with (api.tmp_path / "mentions.jsonl").open("ab") as handle:
         handle.write(b"{oops\n" + line(mention_json("2", "bad date", created_at="yesterday")))
     assert api.pipeline.listen().unreadable == 2
+    metrics = api.client.get("/metrics", headers=api.auth("read")).get_data(as_text=True)
+    assert "socialcrm_quarantined_items 2.0" in metrics
     rows = api.client.get("/quarantine", headers=api.auth("read")).json
     assert [r["location"] for r in rows] == ["line 2", "line 1"]  # the most recent first
     broken, bad_date = rows[1]["id"], rows[0]["id"]
