@@ -8,7 +8,9 @@ reaching into ``socialcrm.core``. Built-in plugins import only this, exactly as 
 Sources also find here what reading a network takes: the config schema and secret policy
 (``SourceSchema``, ``EnvSecret``), item helpers (``need``, ``count``, ``iso_time``, ``ItemError``,
 ``brand_terms``, ``expand_links``, ``html_to_text``; from ``core/sdk/sources.py``) and the stream
-toolkit (paginators, ``paginate``, ``Watermark``, sweeps; from ``core/sdk/streams.py``).
+toolkit (paginators, ``paginate``, ``Watermark``, sweeps; from ``core/sdk/streams.py``). An item a
+source cannot read goes in ``Page.errors``, as a plain string or a ``SkippedItem`` that keeps its raw
+payload for the quarantine; ``read_mention`` reads JSON in socialcrm's own mention shape.
 
 The SDK's code lives in ``socialcrm.core.sdk``, the lowest layer; nothing here imports the store, the
 engine, the services, the CLI or the API (``tests/test_layers.py`` proves it).
@@ -24,7 +26,8 @@ from .core.sdk.http import (HttpClient, RateLimitHeaders, ResponseAction, defaul
                             safe_url)
 from .core.sdk.schema import StrictSchema
 from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
-                             Record, describe_validation_error, isoformat, mention_from_json, utc)
+                             Record, SkippedItem, describe_validation_error, isoformat, mention_from_json,
+                             read_mention, utc)
 from .core.sdk.sources import (EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, expand_links, id_key,
                                iso_time, missing_secret_message, need, parse_time, quick, require_env_secret, spans_of,
                                stamp, unique, unreachable, whole_count)
@@ -41,8 +44,8 @@ __all__ = [
     "HttpClient", "HttpFailure", "id_key", "iso_time", "isoformat", "ItemError", "link_param",
     "LinkHeaderPaginator", "Mention", "mention_from_json", "missing_secret_message", "need", "new_sweep",
     "Page", "PageNumberPaginator", "paginate", "PaginationLoop", "Paginator", "parse_retry_after", "parse_time",
-    "PluginContext", "PluginError", "PRIORITIES", "quick", "RateLimitHeaders", "Record", "RECORD_TYPES",
-    "require_env_secret", "ResponseAction", "RetriableError", "safe_url", "Sink", "Source", "SourceSchema",
-    "spans_of", "stamp", "StreamCursor", "StrictSchema", "sweep_saw", "TokenPaginator", "TransportError",
-    "unique", "unreachable", "utc", "Watermark", "whole_count",
+    "PluginContext", "PluginError", "PRIORITIES", "quick", "RateLimitHeaders", "read_mention", "Record",
+    "RECORD_TYPES", "require_env_secret", "ResponseAction", "RetriableError", "safe_url", "Sink", "SkippedItem",
+    "Source", "SourceSchema", "spans_of", "stamp", "StreamCursor", "StrictSchema", "sweep_saw", "TokenPaginator",
+    "TransportError", "unique", "unreachable", "utc", "Watermark", "whole_count",
 ]

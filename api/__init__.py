@@ -1,5 +1,5 @@
-"""The REST API (Flask + flask-smorest): records, feedback, sources, dead letters, stats, metrics,
-signed inbound webhooks, erasure and the do-not-engage list, with bearer-token auth.
+"""The REST API (Flask + flask-smorest): records, feedback, sources, dead letters, the quarantine, stats,
+metrics, signed inbound webhooks, erasure and the do-not-engage list, with bearer-token auth.
 
 ``create_app(config, plugins, pipeline)`` builds the app; ``socialcrm serve`` runs it under waitress
 with the listen/deliver schedule beside it. The OpenAPI document (``/openapi.json``) is generated from
@@ -28,8 +28,8 @@ def create_app(config: "Config | None" = None, plugins: "PluginManager | None" =
     from the config when not given; the caller closes it). ``scheduled`` says a ``run_forever`` loop
     runs beside the app, so asked-for polls are handed to it. ``clock`` gives the time (tests pin it).
     """
-    from . import auth, deadletters, docs, erasure, health, metrics, plugins as plugins_api, records, sources, \
-        stats, webhooks
+    from . import auth, deadletters, docs, erasure, health, metrics, plugins as plugins_api, quarantine, records, \
+        sources, stats, webhooks
     from .errors import SocialcrmApi
     from .state import ApiState
 
@@ -51,7 +51,8 @@ def create_app(config: "Config | None" = None, plugins: "PluginManager | None" =
     app.extensions["socialcrm.api"] = api
     api.spec.components.security_scheme(auth.SCHEME, {"type": "http", "scheme": "bearer"})
     webhooks.register_schemas(api.spec)
-    for module in (health, plugins_api, sources, records, deadletters, stats, metrics, webhooks, erasure, docs):
+    for module in (health, plugins_api, sources, records, deadletters, quarantine, stats, metrics, webhooks, erasure,
+                   docs):
         api.register_blueprint(module.blp)
     docs_endpoints = {"api-docs.openapi_json", "docs.docs"}
     if config.api.public_docs:

@@ -28,7 +28,7 @@ STATES = ("pending", "in_flight", "retry", "delivered", "dead")
 
 class StoreCollector(Collector):
     """Records by type, deliveries by sink and state, the outbox backlog and its oldest row, paused
-    sources and open circuits, all from the store."""
+    sources, open circuits and the quarantine, all from the store."""
 
     def __init__(self, api_state: ApiState):
         self.state = api_state
@@ -66,6 +66,8 @@ class StoreCollector(Collector):
         yield paused
         yield GaugeMetricFamily("socialcrm_sources_paused", "Sources not being polled",
                                 value=sum(seen["sources_paused"].values()))
+        yield GaugeMetricFamily("socialcrm_quarantined_items", "Unreadable input items held in the quarantine",
+                                value=report["quarantine"]["held"])
 
 
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")

@@ -327,6 +327,72 @@ class ReplayResultSchema(Schema):
     replayed = fields.List(fields.Integer(), required=True)
 
 
+# --- the quarantine ---
+
+
+class QuarantineQuerySchema(Strict):
+    """Which quarantined items."""
+
+    source = fields.String(validate=validate.Length(min=1, max=100))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class QuarantinedSchema(Schema):
+    """An item a source could not read, held with where it was and why."""
+
+    id = fields.Integer(required=True)
+    source = fields.String(required=True)
+    location = fields.String(allow_none=True, required=True)
+    reason = fields.String(required=True)
+    state = fields.String(required=True)
+    replays = fields.Integer(required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class QuarantinedDetailSchema(QuarantinedSchema):
+    """One quarantined item with its raw payload (bytes that were not UTF-8 are backslash-escaped)."""
+
+    payload = fields.String(allow_none=True, required=True)
+    record_id = fields.String(allow_none=True, required=True)
+
+
+class QuarantineReplaySchema(Strict):
+    """Which quarantined items to read again: ``ids``, or ``all`` (of one ``source`` when given)."""
+
+    ids = fields.List(fields.Integer(validate=validate.Range(min=1)), validate=validate.Length(min=1, max=1000))
+    all = fields.Boolean()
+    source = fields.String(validate=validate.Length(min=1, max=100))
+
+    @validates_schema
+    def _exactly_one(self, data, **_):
+        if ("ids" in data) == bool(data.get("all")):
+            raise ValidationError("give exactly one of ids, all=true", field_name="ids")
+        if "source" in data and "ids" in data:
+            raise ValidationError("source goes with all=true, not with ids", field_name="source")
+
+
+class QuarantineItemReplaySchema(Strict):
+    """An edited payload to read instead of the stored one (the stored one when left out)."""
+
+    payload = fields.String(validate=validate.Length(min=1))
+
+
+class QuarantineOutcomeSchema(Schema):
+    """What a replay made of one item: the mention it read, or why it still cannot (and stays held)."""
+
+    id = fields.Integer(required=True)
+    read = fields.Boolean(required=True)
+    mention_id = fields.String(allow_none=True, required=True)
+    reason = fields.String(allow_none=True, required=True)
+
+
+class QuarantineReplayResultSchema(Schema):
+    """Each item's outcome."""
+
+    outcomes = fields.List(fields.Nested(QuarantineOutcomeSchema), required=True)
+
+
 # --- stats ---
 
 

@@ -22,6 +22,10 @@ GUARDED = [
     ("get", "/dead-letters/1", None, "read"),
     ("post", "/dead-letters/replay", {"all": True}, "write"),
     ("post", "/dead-letters/1/replay", None, "write"),
+    ("get", "/quarantine", None, "read"),
+    ("get", "/quarantine/1", None, "read"),
+    ("post", "/quarantine/replay", {"all": True}, "write"),
+    ("post", "/quarantine/1/replay", {}, "write"),
     ("get", "/stats", None, "read"),
     ("get", "/metrics", None, "read"),
     ("post", "/erasures", {"network": "x", "author": "someone"}, "admin"),
@@ -60,7 +64,8 @@ def test_every_operation_in_the_spec_is_covered_above(api):
     guarded = {(m, p) for p, item in spec["paths"].items() for m, op in item.items()
                if m != "parameters" and op.get("security")}
     normalised = {(m, p.replace("x:1", "{record_id}").replace("/1", "/{outbox_id}").replace("file", "{name}")
-                   .replace("a" * 64, "{key}")) for m, p, _, _ in GUARDED}
+                   .replace("a" * 64, "{key}").replace("/quarantine/{outbox_id}", "/quarantine/{item_id}"))
+                  for m, p, _, _ in GUARDED}
     assert guarded == normalised
     public = {(m, p) for p, item in spec["paths"].items() for m, op in item.items()
               if m != "parameters" and not op.get("security")}

@@ -27,7 +27,8 @@ EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
 
 @pytest.fixture
 def seeded(api, mention_json):
-    """The API over a store with records, deliveries, feedback, a dead letter and a do-not-engage entry."""
+    """The API over a store with records, deliveries, feedback, a dead letter, a do-not-engage entry and a
+    quarantined line."""
     api.app.testing = False  # answer errors as production does
     api.listen([mention_json("1", "@BrightwaveHelp my WaveBox doesn't work #outage", created_at="2026-09-20T10:00:00Z"),
                 mention_json("2", "thinking of switching to Brightwave, how much is the business plan?",
@@ -37,6 +38,9 @@ def seeded(api, mention_json):
     api.store.complete(token, [Outcome(c.outbox_id, "dead", error="422 missing field") for c in claimed])
     api.client.post("/records/x:1/feedback", json={"type": "rant", "note": "n"}, headers=api.auth("write"))
     api.client.post("/do-not-engage", json={"network": "x", "author": "someone"}, headers=api.auth("admin"))
+    with (api.tmp_path / "mentions.jsonl").open("ab") as handle:
+        handle.write(b'{"network": "x", "id": "4", "text": "caf\xe9"}\n')  # unreadable: quarantined
+    api.pipeline.listen()
     return api
 
 
@@ -44,8 +48,10 @@ def test_populated_answers_match_the_spec(seeded):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", seeded.app)
     headers = seeded.auth("admin")
     dead = seeded.store.dead_letters()[0]["id"]
+    held = seeded.store.quarantined()[0]["id"]
     calls = [("/records", "GET", {}, {"limit": 2}), ("/records/{record_id}", "GET", {"record_id": "x:1"}, {}),
              ("/dead-letters", "GET", {}, {}), ("/dead-letters/{outbox_id}", "GET", {"outbox_id": dead}, {}),
+             ("/quarantine", "GET", {}, {}), ("/quarantine/{item_id}", "GET", {"item_id": held}, {}),
              ("/sources", "GET", {}, {}), ("/plugins", "GET", {}, {}), ("/do-not-engage", "GET", {}, {}),
              ("/stats", "GET", {}, {"since": "2026-09-19T00:00:00Z", "until": "2026-09-21T00:00:00Z",
                                     "bucket": "hour"}),
@@ -78,5 +84,5 @@ def test_generated_requests_never_break_the_spec(seeded):
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE, operation.label  # nothing to make invalid (no inputs)
     elapsed = time.monotonic() - started
-    assert len(ran) == 19 and sum(ran.values()) >= 250, ran  # every operation, a few hundred cases
+    assert len(ran) == 23 and sum(ran.values()) >= 250, ran  # every operation, a few hundred cases
     assert elapsed < 60, elapsed

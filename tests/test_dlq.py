@@ -60,7 +60,7 @@ def dead(cli, *extra):
 
 def test_replay_after_a_config_fix_delivers_the_dead_letters_once_each(setup, fake_crm):
     path, cli = setup
-    assert "delivered 3, retry 0, dead 3" in cli("run", "--once")
+    assert "delivered 3, retry 0, dead 3" in cli("run", "--once", code=3)  # records went dead: a bad run
     letters = dead(cli)
     assert sorted(d["record_id"] for d in letters) == ["x:0", "x:1", "x:2"]
     assert {d["sink"] for d in letters} == {"crm"}
@@ -93,7 +93,7 @@ def test_replay_after_a_config_fix_delivers_the_dead_letters_once_each(setup, fa
 
 def test_replay_resets_attempts_and_all_replays_every_sink(setup, tmp_path):
     path, cli = setup
-    cli("run", "--once")
+    cli("run", "--once", code=3)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     # a dead letter of another sink, given up on after 10 attempts
     testrows.execute_sql(store, "UPDATE outbox SET state='dead', attempts=10, last_error='gave up' "
@@ -110,7 +110,7 @@ def test_replay_resets_attempts_and_all_replays_every_sink(setup, tmp_path):
 
 def test_replay_refuses_unclear_or_wrong_selections(setup):
     _path, cli = setup
-    cli("run", "--once")
+    cli("run", "--once", code=3)
     assert "say which dead letters to replay" in cli("dlq", "replay", code=2)
     assert "say which dead letters to replay" in cli("dlq", "replay", "1", "--all", code=2)
     delivered_archive_row = 2  # outbox row 2 is x:0 -> archive, delivered

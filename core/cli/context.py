@@ -1,5 +1,6 @@
 """What the ``socialcrm`` group and every command share: the context object commands receive with
-``click.pass_obj``, and the exception that reports a configuration or plugin problem."""
+``click.pass_obj``, the exception that reports a configuration or plugin problem, and the exit status
+of a run that lost input to the quarantine or the dead letters."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -13,7 +14,12 @@ from socialcrm.core.sdk import redact
 from socialcrm.core.sdk.commandline import config_option
 from socialcrm.core.sdk.errors import PluginError
 
-__all__ = ["ConfigProblem", "Context", "config_option"]
+__all__ = ["BAD_RUN", "ConfigProblem", "Context", "config_option"]
+
+BAD_RUN = 3
+"""The exit status of a command that did its work but left items unread (quarantined) or records dead:
+``run --once`` (unless ``--allow-skips``) and a ``quarantine replay`` that could not read every item.
+A failing source exits 1, a configuration problem 2."""
 
 
 class ConfigProblem(click.ClickException):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from socialcrm.core.cli.context import ConfigProblem, Context, config_option
+from socialcrm.core.cli.context import BAD_RUN, ConfigProblem, Context, config_option
 from socialcrm.core.cli.logoptions import DEFAULT_LEVEL, set_level, with_log_options
 from socialcrm.core.cli.times import EXAMPLES, SinceTime
 from socialcrm.core.sdk.errors import ConfigError, PluginError
@@ -60,9 +60,15 @@ def _what_runs(config) -> str:
 @main.command()
 @config_option
 @click.option("--once", is_flag=True, help="Listen until every source has nothing new, deliver, and exit.")
+@click.option("--allow-skips", is_flag=True,
+              help=f"With --once: exit 0 even when unreadable items were quarantined or records went dead "
+                   f"(else {BAD_RUN}, so cron can alert on it).")
 @click.pass_obj
-def run(ctx: Context, config_path: str, once: bool) -> None:
-    """Run the workflow: listen -> capture -> learn -> engage."""
+def run(ctx: Context, config_path: str, once: bool, allow_skips: bool) -> None:
+    """Run the workflow: listen -> capture -> learn -> engage.
+
+    With --once the exit status says how it went: 0 all good, 1 a source failed, 3 unreadable items
+    were quarantined (`socialcrm quarantine list`) or records went dead (`socialcrm dlq list`)."""
     from socialcrm.core.services.runtime import require_lasting_store
     config = ctx.config(config_path)
     require_lasting_store(config, "run")
@@ -71,14 +77,23 @@ def run(ctx: Context, config_path: str, once: bool) -> None:
     try:
         if once:
             listened, delivered = pipeline.run_once()
+            dead = sum(delivered.dead.values())
             click.echo(f"listened: {listened.fetched} mentions, {listened.records} new records, "
                        f"{listened.duplicates} duplicates, {listened.reposts} reposts counted; "
                        f"delivered {sum(delivered.delivered.values())}, retry {sum(delivered.retried.values())}, "
-                       f"dead {sum(delivered.dead.values())}")
+                       f"dead {dead}; {listened.unreadable} unreadable quarantined")
             for name, error in listened.errors.items():
                 click.echo(f"source {name}: {error}", err=True)
             if listened.errors:
                 sys.exit(1)
+            if listened.unreadable:
+                click.echo(f"{listened.unreadable} unreadable item{'s' if listened.unreadable != 1 else ''} "
+                           "quarantined: see `socialcrm quarantine list`", err=True)
+            if dead:
+                click.echo(f"{dead} deliver{'ies' if dead != 1 else 'y'} went dead: see `socialcrm dlq list`",
+                           err=True)
+            if (listened.unreadable or dead) and not allow_skips:
+                sys.exit(BAD_RUN)
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: pipeline.stop_event.set())

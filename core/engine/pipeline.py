@@ -19,7 +19,7 @@ from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
 from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
-from socialcrm.core.sdk.model import Page
+from socialcrm.core.sdk.model import Mention, Page, SkippedItem
 from socialcrm.core.engine.plugins import PluginManager
 from socialcrm.core.engine.routing import route
 from socialcrm.core.store import Store
@@ -124,27 +124,31 @@ class Pipeline:
         return False
 
     def ingest(self, source: str, page: Page, stats: ListenStats | None = None,
-               cursor_key: str | None = None) -> None:
+               cursor_key: str | None = None, store_cursor: bool = True,
+               replayed: dict[int, str] | None = None) -> None:
         """Capture, learn and route one page, then store it with its cursor in one transaction.
 
         The cursor is stored under ``cursor_key`` when given (a backfill keeps its own, apart from
-        the source's live cursor), else under the source's name.
+        the source's live cursor), else under the source's name; not at all when ``store_cursor`` is
+        False. The page's unreadable items (and mentions with no text to read) are quarantined in the
+        same transaction; ``replayed`` marks quarantined items this page reads at last.
         """
         stats = stats if stats is not None else ListenStats()
-        for mention in page.mentions:
+        readable, skipped = unreadable_items(page)
+        for mention in readable:
             mention.source = source
-        for problem in page.errors:
-            log.warning("source %s: skipped an unreadable item: %s", source, problem)
+        for problem in skipped:
+            log.warning("source %s: quarantined an unreadable item: %s", source, problem)
         with self.store.page() as tx:
-            seen_mentions, seen_records = tx.known([m.id for m in page.mentions],
-                                                   [m.canonical_id for m in page.mentions])
-            captured = capture(page.mentions, seen_mentions, seen_records, self.config.brand)
+            seen_mentions, seen_records = tx.known([m.id for m in readable], [m.canonical_id for m in readable])
+            captured = capture(readable, seen_mentions, seen_records, self.config.brand)
             repeats = count_stored_repeats(tx, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                 for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(self.store, tx, records, self.config.privacy))
-            queued = tx.save_page(cursor_key or source, page.cursor, captured.new, records, captured.reposts)
+            queued = tx.save_page((cursor_key or source) if store_cursor else None, page.cursor, captured.new,
+                                  records, captured.reposts, skipped=skipped, skipped_from=source, replayed=replayed)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)
@@ -153,7 +157,7 @@ class Pipeline:
         stats.duplicates += captured.duplicates
         stats.reposts += sum(captured.reposts.values())
         stats.own_posts += captured.own_posts
-        stats.unreadable += len(page.errors)
+        stats.unreadable += len(skipped)
         stats.by_type.update(r.type for r in records)
 
     # --- engage ---
@@ -163,7 +167,12 @@ class Pipeline:
         return self.deliverer.deliver_due()
 
     def run_once(self, on_page: Callable[[str, Page], None] | None = None) -> tuple[ListenStats, DeliveryStats]:
-        """Listen to every source until it has nothing new, then deliver everything due."""
+        """Listen to every source until it has nothing new, then deliver everything due.
+
+        Sources are told this is their final pass (``PluginContext.final_pass``): nothing is left
+        waiting for a poll that will not come."""
+        for source in self.sources.values():
+            source.context.final_pass = True
         listened = self.listen(on_page=on_page)
         delivered = self.deliver()
         while listened.paused and delivered.total() and not self.stop_event.is_set():
@@ -209,6 +218,18 @@ class Pipeline:
         for sink, _ in self.deliverer.sinks.values():
             sink.close()
         self.store.close()
+
+
+def unreadable_items(page: Page) -> tuple[list[Mention], list[SkippedItem]]:
+    """The page's mentions there is something to read in, and its unreadable items: those the source
+    reported, then mentions with an empty ``text`` (a repost needs none: it counts for its original)."""
+    readable, skipped = [], page.skipped()
+    for mention in page.mentions:
+        if mention.text.strip() or mention.repost_of:
+            readable.append(mention)
+        else:
+            skipped.append(SkippedItem("text: empty, nothing to read", mention.id, mention.raw))
+    return readable, skipped
 
 
 def _merge(into: ListenStats, more: ListenStats) -> None:

@@ -28,12 +28,16 @@ class PluginContext:
 
     ``instance`` is the block name in the config (``[sinks.care_desk]`` -> ``care_desk``); ``brand``
     the brand being listened for; ``base_dir`` the folder relative paths in the config are read from.
+    ``final_pass`` is True while the host reads everything there is and then stops (``run --once``):
+    no later poll will come, so a source reads what it would otherwise wait on (a file's unfinished
+    last line) rather than leave it behind.
     """
 
     instance: str
     brand: Brand
     base_dir: str = "."
     secrets: frozenset[str] = field(default_factory=frozenset)
+    final_pass: bool = False
     #: The HTTP clients ``http()`` made, so the host can count the calls an instance makes.
     http_clients: list = field(default_factory=list, repr=False, compare=False)
     #: The plugin instance this context was given to (``Connector.__init__`` sets it); ``http()`` asks its

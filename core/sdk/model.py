@@ -6,11 +6,13 @@ of it and what every sink receives. A ``Delivery`` is a sink's answer for one re
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 RECORD_TYPES = ("case", "query", "rant", "rave", "lead", "rfe", "spam", "news", "other")
@@ -232,13 +234,58 @@ class Delivery:
         return cls(record_id, DeliveryStatus.REJECTED, error=reason)
 
 
+class SkippedItem(str):
+    """An item a source could not read: a string (``"where: reason"``, as ``Page.errors`` has always held)
+    that also carries what the host needs to quarantine it.
+
+    ``reason`` says what is wrong, ``where`` where the item was (``line 7``, the network's id), and
+    ``payload`` the item as received, as text: bytes are decoded with ``errors="backslashreplace"`` (so
+    undecodable input such as lone surrogates survives), anything else but a string is written as JSON.
+    The host keeps it in the quarantine, where ``socialcrm quarantine replay`` reads the payload again
+    as a mention in socialcrm's JSON shape (``MentionSchema``).
+    """
+
+    reason: str
+    where: str | None
+    payload: str | None
+
+    def __new__(cls, reason: str, where: str | None = None, payload: Any = None) -> "SkippedItem":
+        item = super().__new__(cls, f"{where}: {reason}" if where else reason)
+        item.reason, item.where, item.payload = reason, where, payload_text(payload)
+        return item
+
+    @classmethod
+    def of(cls, problem: "str | SkippedItem") -> "SkippedItem":
+        """``problem`` as a SkippedItem: a plain string (a plugin that keeps no payload) becomes the reason."""
+        return problem if isinstance(problem, SkippedItem) else cls(str(problem))
+
+
+def payload_text(payload: Any) -> str | None:
+    """A raw payload as the quarantine keeps it: text as is, bytes decoded with ``backslashreplace``,
+    anything else as JSON."""
+    if payload is None or isinstance(payload, str):
+        return payload
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload).decode("utf-8", errors="backslashreplace")
+    return json.dumps(payload, ensure_ascii=False, default=str)
+
+
 @dataclass(slots=True)
 class Page:
-    """One page a source fetched: its mentions and the cursor to resume from after them."""
+    """One page a source fetched: its mentions and the cursor to resume from after them.
+
+    ``errors`` lists the items of the page that could not be read, each a plain string naming where it
+    was and why, or a ``SkippedItem`` (a string too) that also keeps the raw payload. The host counts
+    them in the run summary and keeps each in the quarantine (``socialcrm quarantine list``).
+    """
 
     mentions: list[Mention]
     cursor: Any
-    errors: list[str] = field(default_factory=list)  # items of the page that could not be read
+    errors: list[str] = field(default_factory=list)
+
+    def skipped(self) -> list[SkippedItem]:
+        """Every unreadable item of the page as a ``SkippedItem`` (plain strings become its reason)."""
+        return [SkippedItem.of(problem) for problem in self.errors]
 
 
 # --- validation of mentions given as JSON (the jsonl source, webhooks, the contract kit) ---
@@ -380,6 +427,18 @@ def mention_from_json(obj: Any) -> Mention:
     return mention
 
 
+def read_mention(raw: bytes | str, where: str | None = None) -> "Mention | SkippedItem":
+    """A mention from its JSON text (``MentionSchema``'s shape), or the ``SkippedItem`` saying why it is
+    unreadable (not JSON, undecodable bytes, a missing or bad field), located at ``where`` and carrying
+    ``raw``. The jsonl source reads its lines with it, the quarantine its replays."""
+    try:
+        return mention_from_json(orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:  # undecodable bytes ("surrogates not allowed") land here too
+        return SkippedItem(f"not JSON ({exc.msg} at column {exc.colno})", where, raw)
+    except ValidationError as exc:
+        return SkippedItem(describe_validation_error(exc), where, raw)
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """Flatten marshmallow's nested messages into ``field.sub: message`` text."""
     return "; ".join(f"{path}: {msg}" for path, msg in flatten_messages(error.messages))
@@ -403,5 +462,6 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
 __all__ = [
     "ACTIONS", "Author", "Delivery", "DeliveryStatus", "Engagement", "Influence", "Mention",
     "MentionSchema", "MODES", "NOISE_TYPES", "Page", "PRIORITIES", "RECORD_TYPES", "Record",
-    "SENTIMENTS", "Sentiment", "describe_validation_error", "flatten_messages", "mention_from_json",
+    "SENTIMENTS", "Sentiment", "SkippedItem", "describe_validation_error", "flatten_messages", "mention_from_json",
+    "payload_text", "read_mention",
 ]

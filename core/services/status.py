@@ -1,5 +1,5 @@
 """How socialcrm stands, from the store: delivery per sink with the backpressure on listening, records held,
-and each source's (and inbound webhook's) cursor, last poll, last error and whether it is paused.
+unreadable items quarantined, and each source's (and inbound webhook's) cursor, last poll, last error and whether it is paused.
 ``socialcrm status``, the API's ``/sources`` and ``/metrics`` all read it here.
 """
 from __future__ import annotations
@@ -14,8 +14,11 @@ from socialcrm.core.store import Store
 
 def delivery_report(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:
     """Per configured (or still queued-for) sink: rows in each state, the oldest undelivered age, the
-    circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts."""
-    return _delivery_report(store, config.sinks, config.max_pending, now=now)
+    circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts; and
+    how many unreadable items the quarantine holds."""
+    report = _delivery_report(store, config.sinks, config.max_pending, now=now)
+    report["quarantine"] = {"held": store.quarantine_count()}
+    return report
 
 
 def snapshot(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 One schema (``schema.py``) serves SQLite (the embedded default, in WAL mode) and PostgreSQL. The
 store is split by concern, each module over that schema: ``outbox`` (claims, outcomes, dead letters),
 ``records`` (the read queries), ``corrections`` (feedback), ``privacy`` (erasure, do-not-engage),
-``sinkstate`` (breakers, call counts), ``cursors`` and ``audit``. ``Store`` composes them into the one
-object callers hold. A page of mentions, the records learned from it, their outbox rows and the
-source's next cursor are written in ONE transaction (``Store.page``), so a crash either keeps all of a
-page or none of it. Nothing outside this package touches the database.
+``sinkstate`` (breakers, call counts), ``cursors``, ``quarantine`` (unreadable input) and ``audit``.
+``Store`` composes them into the one object callers hold. A page of mentions, the records learned from
+it, their outbox rows, its unreadable items and the source's next cursor are written in ONE transaction
+(``Store.page``), so a crash either keeps all of a page or none of it. Nothing outside this package touches the database.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from socialcrm.core.store.opening import StoreError, StoreMissing, check_schema,
     refuse_in_memory
 from socialcrm.core.store.outbox import Claimed, Outbox, Outcome
 from socialcrm.core.store.privacy import Privacy
+from socialcrm.core.store.quarantine import Quarantine
 from socialcrm.core.store.records import Records
 from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
@@ -45,8 +46,9 @@ class Store:
     """All reads and writes of socialcrm's data; nothing else touches the database.
 
     The concerns are attributes (``store.outbox``, ``store.records``, ``store.cursors``,
-    ``store.corrections``, ``store.privacy``, ``store.sinks``), and their methods are the store's own
-    too (``store.claim`` is ``store.outbox.claim``), so callers keep one object and one name per query.
+    ``store.corrections``, ``store.privacy``, ``store.sinks``, ``store.quarantine``), and their methods are
+    the store's own too (``store.claim`` is ``store.outbox.claim``), so callers keep one object and one name
+    per query.
     """
 
     def __init__(self, url: str, *, read_only: bool = False):
@@ -68,6 +70,7 @@ class Store:
         self.corrections = Corrections(self.db)
         self.privacy = Privacy(self.db)
         self.sinks = SinkStates(self.db)
+        self.quarantine = Quarantine(self.db)
 
     @property
     def url(self) -> str:
@@ -129,6 +132,12 @@ class Store:
     record_counts = _delegate("records", Records.record_counts)
     record_contents = _delegate("records", Records.record_contents)
     records_by_type = _delegate("records", Records.records_by_type)
+
+    # unreadable input: the quarantine
+    quarantined = _delegate("quarantine", Quarantine.quarantined)
+    quarantined_item = _delegate("quarantine", Quarantine.quarantined_item)
+    quarantine_count = _delegate("quarantine", Quarantine.quarantine_count)
+    still_unreadable = _delegate("quarantine", Quarantine.still_unreadable)
 
     # people's corrections
     apply_feedback = _delegate("corrections", Corrections.apply_feedback)

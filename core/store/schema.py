@@ -160,5 +160,22 @@ do_not_engage = Table(
     Column("added_by", String(255), nullable=False),
 )
 
+# Items a source could not read (broken JSON, a missing field, undecodable bytes), kept with their raw
+# payload so nothing is lost silently: ``held`` until a replay reads them as a mention (``replayed``).
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("location", String(300)),  # where the item was: "line 7", the network's id
+    Column("reason", Text, nullable=False),
+    Column("payload", Text),  # the item as received, as text; None when the plugin kept none
+    Column("state", String(12), nullable=False),  # held | replayed
+    Column("replays", Integer, nullable=False, default=0),
+    Column("record_id", String(300)),  # the mention a successful replay made
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_quarantine_state", quarantine.c.state, quarantine.c.id)
+
 __all__ = ["OPEN", "OPEN_STATES", "audit", "cursors", "do_not_engage", "feedback", "fingerprints", "mentions",
-           "metadata", "outbox", "records", "sink_calls", "sink_state"]
+           "metadata", "outbox", "quarantine", "records", "sink_calls", "sink_state"]

@@ -14,6 +14,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from socialcrm.core.sdk.model import Mention, Record
+from socialcrm.core.sdk.model import SkippedItem
+from socialcrm.core.store import quarantine as quarantined
 from socialcrm.core.store.cursors import write_cursor
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import (MENTION_COLUMNS, OUTBOX_COLUMNS, RECORD_COLUMNS, chunks, mention_row,
@@ -78,11 +80,20 @@ class Transaction:
                     [(posts, json.dumps(authors), now, fp) for fp, (posts, authors) in counts.items() if fp in stored])
         stored.update(counts)
 
-    def save_page(self, source: str, cursor: Any, new_mentions: Sequence[Mention], new_records: Sequence[Record],
-                  reposts: dict[str, int], now: float | None = None, error: str | None = None) -> int:
-        """Write a page's mentions, records, outbox rows, repost counts and cursor; returns outbox rows."""
+    def save_page(self, source: str | None, cursor: Any, new_mentions: Sequence[Mention], new_records: Sequence[Record],
+                  reposts: dict[str, int], now: float | None = None, error: str | None = None,
+                  skipped: Sequence[SkippedItem] = (), skipped_from: str | None = None,
+                  replayed: dict[int, str] | None = None) -> int:
+        """Write a page's mentions, records, outbox rows, repost counts and cursor; returns outbox rows.
+
+        ``skipped`` (the page's unreadable items, of source ``skipped_from``, else ``source``) go to the
+        quarantine; ``replayed`` marks quarantined items read at last (``{quarantine id: mention id}``).
+        ``source`` None writes no cursor (a replay from the quarantine moves no source on)."""
         now = time.time() if now is None else now
         conn, bulk = self._connection, self.db.bulk
+        quarantined.hold(conn, skipped_from or source or "", skipped, now)
+        if replayed:
+            quarantined.release(conn, replayed, now)
         bulk.insert(conn, mentions, MENTION_COLUMNS, [mention_row(m, now) for m in new_mentions])
         bulk.insert(conn, records, RECORD_COLUMNS, [record_row(r, now) for r in new_records])
         rows = [row for r in new_records for row in new_outbox_rows(r.id, r.priority, r.route, now)]
@@ -91,5 +102,6 @@ class Transaction:
             conn.execute(update(records).where(records.c.id == bindparam("rid"))
                          .values(reposts=records.c.reposts + bindparam("n")),
                          [{"rid": rid, "n": n} for rid, n in reposts.items()])
-        write_cursor(conn, source, cursor, now, error)
+        if source is not None:
+            write_cursor(conn, source, cursor, now, error)
         return len(rows)

@@ -1,11 +1,14 @@
-"""What the command modules share: who acts, for the audit log; finding, building and testing a
-configured source or sink; and explaining a failure in words. A helper module: it registers no commands.
+"""What the command modules share: who acts, for the audit log; stored times as text; a list command's
+output; finding, building and testing a configured source or sink; and explaining a failure in words.
+A helper module: it registers no commands.
 """
 from __future__ import annotations
 
 import getpass
+import json
 import sys
-from typing import Any, Callable, NoReturn
+from datetime import datetime, timezone
+from typing import Any, Callable, NoReturn, Sequence
 
 import click
 
@@ -14,6 +17,31 @@ from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Connector
 
 Meanings = tuple[tuple[type[Exception], str], ...]
+
+
+def utc_time(ts: float | None) -> str:
+    """A stored Unix time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-`` when there is none."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def echo_listing(rows: Sequence[dict[str, Any]], as_json: bool, empty: str, columns: Sequence[str],
+                 cells: Callable[[dict[str, Any]], Sequence[str]]) -> None:
+    """A ``list`` command's output: one JSON object per row, ``empty`` when there is none, else a table of
+    ``columns`` (the row's ``cells``) and a last, folded ``reason`` column."""
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(*columns, expand=True)
+    table.add_column("reason", overflow="fold", ratio=1, min_width=30)
+    for row in rows:
+        table.add_row(*cells(row))
+    Console(width=max(Console().width, 140)).print(table)
 
 
 def default_actor() -> str:

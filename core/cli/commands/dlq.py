@@ -7,17 +7,12 @@ counted, and writes one ``audit`` entry per row saying who replayed it and what 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import click
 
 from socialcrm.core.cli.context import Context, config_option
-from socialcrm.core.cli.commands._common import default_actor
+from socialcrm.core.cli.commands._common import default_actor, echo_listing, utc_time
 from socialcrm.core.sdk.hookspecs import hookimpl
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _store(ctx: Context, config_path: str, read_only: bool = False):
@@ -45,21 +40,10 @@ def register_commands(cli: click.Group) -> None:
         from socialcrm.core.services.deadletters import dead_letters
         with _store(ctx, config_path, read_only=True) as store:
             rows = dead_letters(store, sink=sink, limit=limit)
-        if as_json:
-            for row in rows:
-                click.echo(json.dumps(row, ensure_ascii=False))
-            return
-        if not rows:
-            click.echo("no dead letters" + (f" for sink {sink}" if sink else ""))
-            return
-        from rich.console import Console
-        from rich.table import Table
-        table = Table("id", "sink", "record", "type", "priority", "attempts", "dead since", expand=True)
-        table.add_column("reason", overflow="fold", ratio=1, min_width=30)
-        for row in rows:
-            table.add_row(str(row["id"]), row["sink"], row["record_id"], row["type"], row["priority"],
-                          str(row["attempts"]), _when(row["dead_at"]), row["error"] or "")
-        Console(width=max(Console().width, 140)).print(table)
+        echo_listing(rows, as_json, "no dead letters" + (f" for sink {sink}" if sink else ""),
+                     ("id", "sink", "record", "type", "priority", "attempts", "dead since"),
+                     lambda row: (str(row["id"]), row["sink"], row["record_id"], row["type"], row["priority"],
+                                  str(row["attempts"]), utc_time(row["dead_at"]), row["error"] or ""))
 
     @dlq.command("show")
     @config_option
@@ -81,10 +65,10 @@ def register_commands(cli: click.Group) -> None:
                  f"  record:    {row['record_id']} ({row['type']}, {row['priority']})",
                  f"  attempts:  {row['attempts']}",
                  f"  reason:    {row['last_error'] or '-'}",
-                 f"  queued:    {_when(row['created_at'])}",
-                 f"  updated:   {_when(row['updated_at'])}"]
+                 f"  queued:    {utc_time(row['created_at'])}",
+                 f"  updated:   {utc_time(row['updated_at'])}"]
         for entry in row["audit"]:
-            lines.append(f"  {entry['action']} by {entry['actor']} at {_when(entry['at'])} "
+            lines.append(f"  {entry['action']} by {entry['actor']} at {utc_time(entry['at'])} "
                          f"(it had failed with: {(entry['detail'] or {}).get('error')})")
         lines.append("  record as the sink receives it:")
         lines.append(json.dumps(row["record"], ensure_ascii=False, indent=2))

@@ -1,4 +1,5 @@
-"""``socialcrm status``: how delivery stands, per sink, and whether listening is held back."""
+"""``socialcrm status``: how delivery stands, per sink, whether listening is held back, and how many
+unreadable items the quarantine holds."""
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ def register_commands(cli: click.Group) -> None:
 
     @cli.command()
     @config_option
-    @click.option("--json", "as_json", is_flag=True, help="One JSON object: sinks, backpressure, table counts.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="One JSON object: sinks, backpressure, table counts, quarantine.")
     @click.pass_obj
     def status(ctx: Context, config_path: str, as_json: bool) -> None:
         """Delivery per sink (pending, in flight, retry, delivered, dead, the oldest pending age, the circuit,
@@ -52,3 +54,6 @@ def register_commands(cli: click.Group) -> None:
         state = "listening PAUSED until the sinks catch up" if pressure["paused"] else "listening"
         console.print(f"outbox: {pressure['open']} undelivered of {pressure['max_pending']} allowed "
                       f"(store.max_pending): {state}")
+        held = report["quarantine"]["held"]
+        console.print(f"quarantine: {held} unreadable item{'s' if held != 1 else ''} held"
+                      + (" (`socialcrm quarantine list`)" if held else ""))
