@@ -115,14 +115,16 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 @click.option("--since", type=click.DateTime(), help="Only records said at or after this time (UTC).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record, with its reasons.")
+@click.option("--conversation", help="Only the records of this conversation (its root post's id, e.g. x:1).")
+@click.option("--parent", help="Only the records that answer this post (its id, e.g. x:1).")
 @click.pass_obj
 def records(ctx: Context, config_path: str, type_: str | None, since: datetime | None, limit: int,
-            as_json: bool) -> None:
+            as_json: bool, conversation: str | None, parent: str | None) -> None:
     """Show stored records, newest first."""
     from socialcrm.core.store import Store
     store = Store(ctx.config(config_path).store_url)
     since = since.replace(tzinfo=timezone.utc) if since else None
-    rows = list(store.iter_records(type_=type_, since=since, limit=limit))
+    rows = list(store.iter_records(type_=type_, since=since, limit=limit, conversation=conversation, parent=parent))
     if as_json:
         for r in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))

@@ -149,6 +149,7 @@ class Record:
     confidence: float = 0.5  # how sure learning is of type and sentiment, 0-1
     conversation: str | None = None
     parent: str | None = None
+    by_brand: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -165,7 +166,7 @@ class Record:
             "influence": {"score": i.score, "tier": i.tier}, "priority": self.priority, "mode": self.mode,
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
             "reposts": self.reposts, "confidence": self.confidence,
-            "conversation": self.conversation, "parent": self.parent,
+            "conversation": self.conversation, "parent": self.parent, "by_brand": self.by_brand,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 

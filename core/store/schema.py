@@ -47,9 +47,27 @@ records = Table(
     Column("reposts", Integer, nullable=False, default=0),
     Column("data", Text, nullable=False),
     Column("learned_at", Float, nullable=False),
+    Column("conversation", String(300)),  # the thread's root post id (network:root_id)
+    Column("parent", String(300)),        # the post this one answers, if any
 )
 Index("ix_records_created", records.c.created_at)
 Index("ix_records_type", records.c.type, records.c.created_at)
+Index("ix_records_conversation", records.c.conversation, records.c.created_at)
+Index("ix_records_parent", records.c.parent)
+
+# One row per conversation (thread) the store has heard a customer in. ``followups`` counts the
+# customer's posts after the first that no brand reply has answered yet. States: open | answered | resolved.
+CONVERSATION_STATES = ("open", "answered", "resolved")
+conversations = Table(
+    "conversations", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("first_record_id", String(300), nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    Column("first_response_at", DateTime),
+    Column("last_customer_post_at", DateTime, nullable=False),
+    Column("followups", Integer, nullable=False, default=0),
+    Column("state", String(12), nullable=False, default="open"),
+)
 
 cursors = Table(
     "cursors", metadata,
@@ -160,5 +178,5 @@ do_not_engage = Table(
     Column("added_by", String(255), nullable=False),
 )
 
-__all__ = ["OPEN", "OPEN_STATES", "audit", "cursors", "do_not_engage", "feedback", "fingerprints", "mentions",
+__all__ = ["CONVERSATION_STATES", "OPEN", "OPEN_STATES", "audit", "conversations", "cursors", "do_not_engage", "feedback", "fingerprints", "mentions",
            "metadata", "outbox", "records", "sink_calls", "sink_state"]

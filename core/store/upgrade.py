@@ -2,7 +2,8 @@
 
 ``create_all`` makes missing tables but never changes existing ones. The audit table gained the
 columns naming what an entry is about (``record_id``, ``outbox_id``, ``sink``, ``author_key``): an
-older database gets them added, indexed and filled in from each entry's JSON detail, once.
+older database gets them added, indexed and filled in from each entry's JSON detail, once. The
+records table gained ``conversation`` and ``parent`` the same way, filled in from each record's data.
 """
 from __future__ import annotations
 
@@ -57,3 +58,33 @@ def add_audit_subjects(db: Database) -> None:
             conn.execute(update(audit).where(audit.c.id == bindparam("entry"))
                          .values({name: bindparam(f"new_{name}") for name in SUBJECTS}),
                          [{"entry": row["entry"], **{f"new_{name}": row[name] for name in SUBJECTS}} for row in rows])
+
+
+THREAD_COLUMNS = ("conversation", "parent")
+
+
+def add_record_threads(db: Database) -> None:
+    """Add the records table's ``conversation`` and ``parent`` columns when an older layout lacks them,
+    index them and fill them in from each record's stored JSON, once."""
+    present = {column["name"] for column in inspect(db.engine).get_columns("records")}
+    missing = [name for name in THREAD_COLUMNS if name not in present]
+    if not missing:
+        return
+    log.warning("the records table predates its %s columns: adding them and filling them in from each "
+                "record's data", ", ".join(missing))
+    preparer = db.engine.dialect.identifier_preparer
+    with db.begin() as conn:
+        for name in missing:
+            conn.exec_driver_sql(f"ALTER TABLE records ADD COLUMN {preparer.quote(name)} "
+                                 f"{records.c[name].type.compile(db.engine.dialect)}")
+        for index in records.indexes:
+            index.create(conn, checkfirst=True)
+        filled = []
+        for record_id, data in conn.execute(select(records.c.id, records.c.data)):
+            stored = json.loads(data)
+            # A record learned before threads were captured is its own conversation.
+            filled.append({"rid": record_id, "new_conversation": stored.get("conversation") or record_id,
+                           "new_parent": stored.get("parent")})
+        if filled:
+            conn.execute(update(records).where(records.c.id == bindparam("rid"))
+                         .values({name: bindparam(f"new_{name}") for name in THREAD_COLUMNS}), filled)

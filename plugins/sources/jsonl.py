@@ -1,7 +1,8 @@
 """jsonl source: mentions from a JSON Lines file, resumable by byte offset.
 
 One JSON object per line, in the shape ``socialcrm.core.sdk.model.MentionSchema`` reads (``network``,
-``id``, ``text``, ``created_at`` required). A line that is not a valid mention is reported with its
+``id``, ``text``, ``created_at`` required). A reply names its parent in ``reply_to`` and its thread's
+root in ``conversation`` (both full mention ids, ``network:native_id``). A line that is not a valid mention is reported with its
 line number and skipped; the rest of the page is kept. Lines appended later are picked up by the
 next run.
 
@@ -33,6 +34,7 @@ class JsonlSource(Source):
     """Reads mentions from a JSON Lines file; the cursor is the byte offset and line number reached."""
 
     name = "jsonl"
+    threads = True  # the documented conversation and reply_to fields
     ConfigSchema = JsonlSourceConfig
 
     @property
