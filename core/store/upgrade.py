@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import bindparam, inspect, select, update
+from typing import Sequence
+
+from sqlalchemy import Table, bindparam, inspect, select, update
+from sqlalchemy.engine import Connection
 
 from socialcrm.core.store.audit import SUBJECTS
 from socialcrm.core.store.database import Database
@@ -20,23 +23,35 @@ from socialcrm.core.store.schema import audit, records
 log = logging.getLogger(__name__)
 
 
+def missing_columns(db: Database, table: Table, names: Sequence[str], filled_from: str) -> list[str]:
+    """Which of ``names`` the stored ``table`` lacks (an older layout), said in a warning when any."""
+    present = {column["name"] for column in inspect(db.engine).get_columns(table.name)}
+    missing = [name for name in names if name not in present]
+    if missing:
+        log.warning("the %s table predates its %s columns: adding them and filling them in from %s", table.name,
+                    ", ".join(missing), filled_from)
+    return missing
+
+
+def add_columns(conn: Connection, db: Database, table: Table, names: Sequence[str],
+                references: dict[str, str] | None = None) -> None:
+    """ALTER ``table`` to add the columns ``names`` as the schema declares them, then its missing indexes."""
+    preparer = db.engine.dialect.identifier_preparer
+    for name in names:
+        foreign = f" REFERENCES {(references or {})[name]}" if name in (references or {}) else ""
+        conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(name)} "
+                             f"{table.c[name].type.compile(db.engine.dialect)}{foreign}")
+    for index in table.indexes:
+        index.create(conn, checkfirst=True)
+
+
 def add_audit_subjects(db: Database) -> None:
     """Add the audit table's subject columns when an older layout lacks them, and fill them in."""
-    present = {column["name"] for column in inspect(db.engine).get_columns("audit")}
-    missing = [name for name in SUBJECTS if name not in present]
+    missing = missing_columns(db, audit, SUBJECTS, "each entry's detail")
     if not missing:
         return
-    log.warning("the audit table predates its %s columns: adding them and filling them in from each "
-                "entry's detail", ", ".join(missing))
-    preparer = db.engine.dialect.identifier_preparer
     with db.begin() as conn:
-        for name in missing:
-            column = audit.c[name]
-            references = " REFERENCES records (id)" if name == "record_id" else ""
-            conn.exec_driver_sql(f"ALTER TABLE audit ADD COLUMN {preparer.quote(name)} "
-                                 f"{column.type.compile(db.engine.dialect)}{references}")
-        for index in audit.indexes:
-            index.create(conn, checkfirst=True)
+        add_columns(conn, db, audit, missing, references={"record_id": "records (id)"})
         filled = []
         for entry_id, detail in conn.execute(select(audit.c.id, audit.c.detail).where(audit.c.detail.is_not(None))):
             about = json.loads(detail)
@@ -66,19 +81,11 @@ THREAD_COLUMNS = ("conversation", "parent")
 def add_record_threads(db: Database) -> None:
     """Add the records table's ``conversation`` and ``parent`` columns when an older layout lacks them,
     index them and fill them in from each record's stored JSON, once."""
-    present = {column["name"] for column in inspect(db.engine).get_columns("records")}
-    missing = [name for name in THREAD_COLUMNS if name not in present]
+    missing = missing_columns(db, records, THREAD_COLUMNS, "each record's data")
     if not missing:
         return
-    log.warning("the records table predates its %s columns: adding them and filling them in from each "
-                "record's data", ", ".join(missing))
-    preparer = db.engine.dialect.identifier_preparer
     with db.begin() as conn:
-        for name in missing:
-            conn.exec_driver_sql(f"ALTER TABLE records ADD COLUMN {preparer.quote(name)} "
-                                 f"{records.c[name].type.compile(db.engine.dialect)}")
-        for index in records.indexes:
-            index.create(conn, checkfirst=True)
+        add_columns(conn, db, records, missing)
         filled = []
         for record_id, data in conn.execute(select(records.c.id, records.c.data)):
             stored = json.loads(data)
