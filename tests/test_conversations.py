@@ -99,6 +99,17 @@ def test_brand_replies_as_comments_go_to_the_conversations_sinks_marked_by_brand
     assert p.store.get_record("x:1").by_brand is False
 
 
+def test_other_people_joining_the_thread_are_not_the_customers_follow_ups(pipeline):
+    p = pipeline()
+    ingest(p, OPENING, said("2", "same here in Leeds", 5, handle="lee", reply_to="x:1", conversation="x:1"),
+           said("3", "and here", 6, handle="sam", reply_to="x:1", conversation="x:1"),
+           said("4", "me too", 7, handle="ash", reply_to="x:1", conversation="x:1"))
+    state = p.store.conversation("x:1")
+    assert (state.state, state.followups) == ("open", 0)
+    assert all("rule 7" not in r for r in p.store.get_record("x:4").reasons)
+    assert p.store.get_record("x:4").conversation == "x:1"
+
+
 def test_a_brand_post_outside_any_conversation_changes_nothing(pipeline):
     p = pipeline('\n[conversations]\nbrand_replies = "comment"\n')
     stats = ingest(p, said("9", "Our new WaveBox is out today", 0, handle="Brightwave"))

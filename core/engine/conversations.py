@@ -1,9 +1,10 @@
 """Following conversations: which customer posts of a page are follow-ups, which brand posts answer.
 
 A conversation is keyed by its root post's id (``Mention.conversation_id``). A customer's first post
-in it opens it; each later customer post is a follow-up, counted until the brand replies. A brand
-post in the conversation marks it answered (``first_response_at`` is set once, by the first reply);
-a customer post after that re-opens it and counts again from one. This module decides; the store
+in it opens it; each later post by that customer is a follow-up, counted until the brand replies
+(other people joining the thread are not the customer waiting). A brand post in the conversation
+marks it answered (``first_response_at`` is set once, by the first reply); a post by the customer
+after that re-opens it and counts again from one. This module decides; the store
 reads and writes the states inside the page's transaction.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from socialcrm.core.engine.donotengage import author_key
 from socialcrm.core.sdk.model import Mention, Record
 from socialcrm.core.store import ConversationState
 
@@ -35,9 +37,11 @@ def conversation_keys(customer: Iterable[Mention], brand: Iterable[Mention]) -> 
     return keys
 
 
-def follow(customer: Sequence[Mention], brand: Sequence[Mention], known: dict[str, ConversationState]) -> Followed:
+def follow(customer: Sequence[Mention], brand: Sequence[Mention], known: dict[str, ConversationState],
+           salt: str) -> Followed:
     """Walk a page's customer and brand posts in the order they were said and update ``known`` (the
-    stored states of their conversations, as ``conversation_keys`` named them)."""
+    stored states of their conversations, as ``conversation_keys`` named them). ``salt`` keys authors
+    as do-not-engage does (``[privacy] hash_salt``)."""
     out = Followed(followups=[0] * len(customer))
     events = sorted([(m.created_at, 0, i, m) for i, m in enumerate(customer)]
                     + [(m.created_at, 1, i, m) for i, m in enumerate(brand)], key=lambda e: (e[0], e[1], e[2]))
@@ -48,20 +52,29 @@ def follow(customer: Sequence[Mention], brand: Sequence[Mention], known: dict[st
                 out.changed[state.key] = state
                 out.answers.append((mention, state))
         else:
-            state = _customer_post(mention, known)
-            out.followups[position] = state.followups
-            out.changed[state.key] = state
+            state = _customer_post(mention, known, _customer_key(mention, salt))
+            if state is not None:
+                out.followups[position] = state.followups
+                out.changed[state.key] = state
     return out
 
 
-def _customer_post(mention: Mention, known: dict[str, ConversationState]) -> ConversationState:
+def _customer_key(mention: Mention, salt: str) -> str | None:
+    who = mention.author.handle or mention.author.id
+    return author_key(mention.network, who, salt) if who else None
+
+
+def _customer_post(mention: Mention, known: dict[str, ConversationState],
+                   customer: str | None) -> ConversationState | None:
     key = mention.conversation_id
     state = known.get(key)
     if state is None:
         state = known[key] = ConversationState(key=key, first_record_id=mention.canonical_id,
-                                               opened_at=mention.created_at,
+                                               opened_at=mention.created_at, customer_key=customer,
                                                last_customer_post_at=mention.created_at)
         return state
+    if customer is None or customer != state.customer_key:
+        return None  # someone else joining the thread: not the customer waiting for an answer
     if state.state == "open":
         state.followups += 1
     else:  # the brand had answered (or it was resolved): the customer re-opens it

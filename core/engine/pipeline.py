@@ -144,7 +144,8 @@ class Pipeline:
             repeats = count_stored_repeats(tx, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                 for m in captured.to_learn])
             followed = follow(captured.to_learn, captured.brand_posts,
-                              tx.conversations(conversation_keys(captured.to_learn, captured.brand_posts)))
+                              tx.conversations(conversation_keys(captured.to_learn, captured.brand_posts)),
+                              self.config.privacy.hash_salt)
             records = self.learner.learn(captured.to_learn, repeats, followed.followups)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(self.store, tx, records, self.config.privacy))

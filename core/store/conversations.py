@@ -16,7 +16,7 @@ from socialcrm.core.sdk.model import isoformat, utc
 from socialcrm.core.store.rows import chunks, naive_utc
 from socialcrm.core.store.schema import conversations
 
-CONVERSATION_COLUMNS = ("key", "first_record_id", "opened_at", "first_response_at", "last_customer_post_at",
+CONVERSATION_COLUMNS = ("key", "first_record_id", "customer_key", "opened_at", "first_response_at", "last_customer_post_at",
                         "followups", "state")
 
 
@@ -24,6 +24,7 @@ CONVERSATION_COLUMNS = ("key", "first_record_id", "opened_at", "first_response_a
 class ConversationState:
     """Where one conversation stands: who opened it and when, the brand's first reply, and how many of
     the customer's follow-ups since the brand last spoke are unanswered (``followups``).
+    ``customer_key`` is the opener's salted author key (``[privacy] hash_salt``), never the handle.
 
     ``state`` is ``open`` (the customer spoke last), ``answered`` (the brand did) or ``resolved``.
     ``stored`` says whether the row exists yet (the store inserts or updates accordingly).
@@ -34,6 +35,7 @@ class ConversationState:
     opened_at: datetime
     last_customer_post_at: datetime
     first_response_at: datetime | None = None
+    customer_key: str | None = None
     followups: int = 0
     state: str = "open"
     stored: bool = False
@@ -70,7 +72,8 @@ def write_conversations(conn: Connection, states: Iterable[ConversationState]) -
     A page changes a handful of conversations, so SQLAlchemy's own statements serve (the bulk writer's
     direct SQLite path converts times on insert only)."""
     states = list(states)
-    rows = [{"new_key": s.key, "new_first_record_id": s.first_record_id, "new_opened_at": naive_utc(s.opened_at),
+    rows = [{"new_key": s.key, "new_first_record_id": s.first_record_id, "new_customer_key": s.customer_key,
+             "new_opened_at": naive_utc(s.opened_at),
              "new_first_response_at": naive_utc(s.first_response_at) if s.first_response_at else None,
              "new_last_customer_post_at": naive_utc(s.last_customer_post_at), "new_followups": s.followups,
              "new_state": s.state} for s in states]
@@ -91,5 +94,6 @@ def _state(row) -> ConversationState:
     response = row["first_response_at"]
     return ConversationState(key=row["key"], first_record_id=row["first_record_id"], opened_at=utc(row["opened_at"]),
                              last_customer_post_at=utc(row["last_customer_post_at"]),
-                             first_response_at=utc(response) if response else None, followups=row["followups"],
+                             first_response_at=utc(response) if response else None,
+                             customer_key=row["customer_key"], followups=row["followups"],
                              state=row["state"], stored=True)

@@ -55,13 +55,15 @@ Index("ix_records_type", records.c.type, records.c.created_at)
 Index("ix_records_conversation", records.c.conversation, records.c.created_at)
 Index("ix_records_parent", records.c.parent)
 
-# One row per conversation (thread) the store has heard a customer in. ``followups`` counts the
-# customer's posts after the first that no brand reply has answered yet. States: open | answered | resolved.
+# One row per conversation (thread) the store has heard a customer in: the customer who opened it (by the
+# salted author key do-not-engage uses, not the handle), and ``followups``, that customer's posts after the
+# first that no brand reply has answered yet. States: open | answered | resolved.
 CONVERSATION_STATES = ("open", "answered", "resolved")
 conversations = Table(
     "conversations", metadata,
     Column("key", String(300), primary_key=True),
     Column("first_record_id", String(300), nullable=False),
+    Column("customer_key", String(64)),
     Column("opened_at", DateTime, nullable=False),
     Column("first_response_at", DateTime),
     Column("last_customer_post_at", DateTime, nullable=False),
