@@ -186,3 +186,11 @@ def test_an_older_database_gets_the_thread_columns_filled_in(tmp_path):
     assert sorted(r.id for r in upgraded.iter_records(conversation="x:1")) == ["x:1", "x:2"]
     assert [r.id for r in upgraded.iter_records(parent="x:1")] == ["x:2"]
     upgraded.close()
+
+
+def test_erasing_the_customer_erases_the_conversations_they_opened(pipeline):
+    from socialcrm.core.services.erasure import erase_author
+    p = pipeline()
+    ingest(p, OPENING, follow_up("2", "hello? anyone there", 5), said("7", "my WaveBox is broken", 20, handle="lee"))
+    erase_author(p.store, p.config, "x", "@kim", "dpo")
+    assert p.store.conversation("x:1") is None and p.store.conversation("x:7") is not None
