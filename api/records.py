@@ -51,7 +51,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 @blp.response(200, RecordPageSchema)
 def list_records(args: dict[str, Any]):
     """List records, newest first, filtered by type, sentiment, priority, route, team, network, author,
-    text and time; pass ``next_cursor`` as ``cursor`` for the next page."""
+    text, time, conversation and parent; pass ``next_cursor`` as ``cursor`` for the next page."""
     after = None
     if "cursor" in args:
         try:
@@ -62,7 +62,8 @@ def list_records(args: dict[str, Any]):
         state().runtime.store, args["limit"], after, types=args.get("type") or (),
         sentiments=args.get("sentiment") or (), priorities=args.get("priority") or (), route=args.get("route"),
         team=args.get("team"), network=args.get("network"), author=args.get("author"), text=args.get("q"),
-        since=args.get("since"), until=args.get("until"))
+        since=args.get("since"), until=args.get("until"),
+        conversation=args.get("conversation"), parent=args.get("parent"))
     next_cursor = encode_cursor(rows[-1][1], rows[-1][0].id) if more and rows else None
     return {"items": [record for record, _ in rows], "next_cursor": next_cursor}
 
@@ -72,7 +73,8 @@ def list_records(args: dict[str, Any]):
 @blp.response(200, RecordDetailSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_record(record_id: str):
-    """One record with its reasons, its deliveries to each sink, and the feedback on it."""
+    """One record with its reasons, its deliveries to each sink, the feedback on it, and its
+    conversation's state (open or answered, the first response time)."""
     detail = record_detail(state().runtime.store, record_id)
     if detail is None:
         abort(404, f"no record {record_id!r}", {"record_id": ["no such record"]})

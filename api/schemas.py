@@ -134,6 +134,9 @@ class RecordSchema(Schema):
     fraud = fields.Boolean(required=True)
     reposts = fields.Integer(required=True)
     engagement = fields.Nested(RecordEngagementSchema, required=True)
+    conversation = fields.String(allow_none=True, metadata={"description": "The thread's root post id"})
+    parent = fields.String(allow_none=True, metadata={"description": "The post this one answers"})
+    by_brand = fields.Boolean(metadata={"description": "The brand's own reply, passed on as an agent comment"})
 
 
 class RecordQuerySchema(QuerySchema):
@@ -148,6 +151,10 @@ class RecordQuerySchema(QuerySchema):
     network = fields.String(validate=_NETWORK)
     author = fields.String(validate=_HANDLE, metadata={"description": "Author handle, any case, @ optional"})
     q = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "Text the content holds"})
+    conversation = fields.String(validate=validate.Length(min=1, max=300),
+                                 metadata={"description": "Records of this conversation (its root post's id)"})
+    parent = fields.String(validate=validate.Length(min=1, max=300),
+                           metadata={"description": "Records that answer this post (its id)"})
     since = when(metadata={"description": "Said at or after (ISO 8601)"})
     until = when(metadata={"description": "Said before (ISO 8601)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
@@ -189,12 +196,27 @@ class FeedbackEntrySchema(Schema):
     at = Timestamp(required=True)
 
 
+class ConversationSchema(Schema):
+    """Where a record's conversation stands: open (the customer spoke last) or answered by the brand,
+    when the brand first replied, and the customer's unanswered follow-ups."""
+
+    key = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("open", "answered", "resolved")))
+    first_record_id = fields.String(required=True)
+    opened_at = fields.String(required=True)
+    first_response_at = fields.String(allow_none=True, required=True)
+    first_response_seconds = fields.Integer(allow_none=True, required=True)
+    last_customer_post_at = fields.String(required=True)
+    unanswered_followups = fields.Integer(required=True)
+
+
 class RecordDetailSchema(Schema):
-    """A record with its reasons, delivery history and the feedback on it."""
+    """A record with its reasons, delivery history, the feedback on it and its conversation's state."""
 
     record = fields.Nested(RecordSchema, required=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
     feedback = fields.List(fields.Nested(FeedbackEntrySchema), required=True)
+    conversation = fields.Nested(ConversationSchema, allow_none=True, required=True)
 
 
 class FeedbackSchema(Strict):

@@ -248,8 +248,9 @@ class SourceContract(_ConnectorContract):
     The kit publishes posts on a fake network (``Upstream``), calls ``serve(upstream, api)`` before
     each run of ``fetch`` and checks that the source reads every post exactly once across pages and
     runs, that resuming from any page's cursor neither repeats nor skips a post, that every mention
-    is a valid ``Mention`` saying what the post said, and, for HTTP sources, that rate limits are
-    waited out and failures raise ``RetriableError`` or ``AuthError``.
+    is a valid ``Mention`` saying what the post said, that a source declaring ``threads = True``
+    names each reply's parent (``reply_to``) and thread root (``conversation``), and, for HTTP sources,
+    that rate limits are waited out and failures raise ``RetriableError`` or ``AuthError``.
     """
 
     #: Posts on the network before the first run, and added before the second.
@@ -378,6 +379,39 @@ class SourceContract(_ConnectorContract):
                     assert m.author.handle.lstrip("@") == item.author_handle, (
                         f"mention {m.id}: author.handle {m.author.handle!r}, the post's author is "
                         f"{item.author_handle!r}")
+
+    # --- conversations (sources that declare threads) ---
+
+    def test_replies_name_their_parent_and_conversation(self):
+        """A source that declares ``threads = True`` fills ``reply_to`` and ``conversation`` of every
+        reply; one that does not may leave both unset, but a conversation it names is consistent."""
+        if not getattr(self.plugin, "threads", False):
+            for page, _ in self._first_run():
+                for m in page.mentions:
+                    assert m.conversation is None or m.reply_to or m.conversation == m.id, (
+                        f"mention {m.id} names conversation {m.conversation!r} but no reply_to: a post in someone "
+                        "else's thread answers a post of it; set reply_to (and `threads = True` on the source)")
+            return
+        thread = self.upstream.publish(3, thread=True)
+        by_id = {self.native_id(i): i for i in self.upstream.items}
+        ids = {i.id: self.native_id(i) for i in self.upstream.items}
+        replies = 0
+        for page, _ in self.run_fetch(None):
+            for m in page.mentions:
+                item = by_id.get(m.native_id)
+                if item is None or item.reply_to is None:
+                    continue
+                replies += 1
+                parent, root = f"{m.network}:{ids[item.reply_to]}", f"{m.network}:{ids[item.root]}"
+                assert m.reply_to == parent, (
+                    f"mention {m.id} answers {parent}, but its reply_to is {m.reply_to!r}: a source that declares "
+                    "threads sets reply_to to the parent's full id (network:native_id)")
+                assert m.conversation == root, (
+                    f"mention {m.id} belongs to the thread that {root} started, but its conversation is "
+                    f"{m.conversation!r}: set conversation to the root post's full id (network:native_id)")
+        assert replies == len(thread) - 1, (
+            f"the source read {replies} of the {len(thread) - 1} replies the kit published: serve `reply_to` and "
+            "`root` of each UpstreamItem in the vendor's thread fields")
 
     # --- failures (HTTP sources) ---
 

@@ -169,6 +169,8 @@ class UpstreamItem:
     author_name: str
     likes: int = 0
     replies: int = 0
+    reply_to: int | None = None   # the id of the post this one answers
+    root: int | None = None       # the id of its thread's first post (set with reply_to)
 
     @property
     def native_id(self) -> str:
@@ -182,10 +184,13 @@ class UpstreamItem:
 
     def to_mention_json(self, network: str = "x") -> dict[str, Any]:
         """The item in the JSON shape ``socialcrm.core.sdk.model.MentionSchema`` reads."""
-        return {"network": network, "id": self.native_id, "text": self.text, "created_at": self.created_iso,
-                "author": {"id": self.author_id, "handle": self.author_handle, "name": self.author_name,
-                           "followers": 10},
-                "engagement": {"likes": self.likes, "replies": self.replies}}
+        out = {"network": network, "id": self.native_id, "text": self.text, "created_at": self.created_iso,
+               "author": {"id": self.author_id, "handle": self.author_handle, "name": self.author_name,
+                          "followers": 10},
+               "engagement": {"likes": self.likes, "replies": self.replies}}
+        if self.reply_to is not None:
+            out["reply_to"], out["conversation"] = f"{network}:{self.reply_to}", f"{network}:{self.root}"
+        return out
 
 
 class Upstream(_Faults):
@@ -200,9 +205,10 @@ class Upstream(_Faults):
         self.page_size = page_size
         self._next_id = first_id
 
-    def publish(self, count: int) -> list[UpstreamItem]:
-        """Add ``count`` new posts, each newer (id and time) than every post before."""
-        added = []
+    def publish(self, count: int, thread: bool = False) -> list[UpstreamItem]:
+        """Add ``count`` new posts, each newer (id and time) than every post before. With ``thread``,
+        the first starts a thread and each of the others answers the one before it."""
+        added: list[UpstreamItem] = []
         for _ in range(count):
             n = len(self.items)
             # Ids grow by uneven steps, as real ids do, so no source can assume they are contiguous.
@@ -211,7 +217,9 @@ class Upstream(_Faults):
                 id=self._next_id, text=_TEXTS[n % len(_TEXTS)] + f" (#{n + 1})",
                 created_at=FIRST_POST_AT + timedelta(minutes=7 * n, seconds=n),
                 author_id=f"u{500 + n % 4}", author_handle=f"member{n % 4}", author_name=f"Member {n % 4}",
-                likes=n % 5, replies=n % 2)
+                likes=n % 5, replies=n % 2,
+                reply_to=added[-1].id if thread and added else None,
+                root=added[0].id if thread and added else None)
             self.items.append(item)
             added.append(item)
         return added

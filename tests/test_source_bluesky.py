@@ -553,13 +553,19 @@ class TestBlueskyContract(SourceContract):
         return f"at://did:plc:u{item.author_id}/app.bsky.feed.post/{item.id}"
 
     def serve(self, upstream, api):
+        def ref(post_id):  # a strongRef to another post of the network
+            item = next(i for i in upstream.items if i.id == post_id)
+            return {"uri": self.native_id(item), "cid": f"bafyrei{item.id}"}
+
         def view(item):
             iso = item.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            record = {"$type": "app.bsky.feed.post", "text": item.text, "createdAt": iso}
+            if item.reply_to:
+                record["reply"] = {"root": ref(item.root), "parent": ref(item.reply_to)}
             return {"uri": self.native_id(item), "cid": f"bafyrei{item.id}",
                     "author": {"did": f"did:plc:u{item.author_id}", "handle": item.author_handle,
                                "displayName": item.author_name},
-                    "record": {"$type": "app.bsky.feed.post", "text": item.text, "createdAt": iso},
-                    "likeCount": item.likes, "replyCount": item.replies, "indexedAt": iso}
+                    "record": record, "likeCount": item.likes, "replyCount": item.replies, "indexedAt": iso}
 
         def search_posts(request):
             # Newest first, `since` inclusive, an opaque offset cursor: as the AppView pages.
@@ -584,3 +590,17 @@ class TestBlueskyContract(SourceContract):
         api.add_callback("POST", PDS + "com.atproto.server.createSession",
                          callback=upstream.guard(create_session, xrpc_error))
         api.add_callback("GET", PDS + "app.bsky.feed.searchPosts", callback=upstream.guard(search_posts, xrpc_error))
+
+
+# --- threads: reply.root is the conversation, reply.parent the post answered ---
+
+def test_a_reply_names_its_root_and_parent(api):
+    answer(api, "app.bsky.feed.searchPosts", payload("searchPosts.docs-example.json"), host=APPVIEW,
+           params={"q": "Brightwave", "sort": "latest", "limit": "100"})
+    answer(api, "app.bsky.feed.searchPosts", search([]), host=APPVIEW, params={"cursor": "3"})
+    source, _ = make({"initial_lookback_hours": 0, "fetch_profiles": False, "identifier": None,
+                      "app_password": None})
+    facets, reply, quote = [m for page in source.fetch(None) for m in page.mentions]
+    root = "bluesky:at://did:plc:u5cwb2mwiv2bfq53cjufe6yn/app.bsky.feed.post/3k43tv4rft22g"
+    assert (reply.conversation, reply.reply_to) == (root, root)
+    assert facets.conversation is None and facets.reply_to is None and facets.conversation_id == facets.id

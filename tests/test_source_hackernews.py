@@ -280,17 +280,41 @@ class TestHackerNewsContract(SourceContract):
     invalid_configs = [({"hits_per_page": 0}, "hits_per_page"), ({"api": "nowhere"}, "api")]
 
     def serve(self, upstream, api):
+        def hit(i):
+            if i.reply_to:  # a comment: story_id is the story the thread hangs from, parent_id what it answers
+                return {"title": None, "url": None, "author": i.author_handle, "points": None, "story_text": None,
+                        "comment_text": f"<p>{i.text}</p>", "_tags": ["comment", f"author_{i.author_handle}",
+                                                                    f"story_{i.root}"],
+                        "num_comments": None, "objectID": str(i.id), "story_id": i.root, "parent_id": i.reply_to,
+                        "created_at": i.created_iso, "created_at_i": int(i.created_at.timestamp())}
+            return {"title": i.text, "url": None, "author": i.author_handle, "points": i.likes, "story_text": None,
+                    "comment_text": None, "_tags": ["story", f"author_{i.author_handle}", f"story_{i.id}"],
+                    "num_comments": i.replies, "objectID": str(i.id), "story_id": i.id,
+                    "created_at": i.created_iso, "created_at_i": int(i.created_at.timestamp())}
+
         def search_by_date(request):
             low, high = map(int, re.fullmatch(r"created_at_i>=(\d+),created_at_i<=(\d+)",
                                               request.params["numericFilters"]).groups())
             found = [i for i in upstream.newest() if low <= int(i.created_at.timestamp()) <= high]
             per_page, page = int(request.params["hitsPerPage"]), int(request.params["page"])
-            hits = [{"title": i.text, "url": None, "author": i.author_handle, "points": i.likes, "story_text": None,
-                     "comment_text": None, "_tags": ["story", f"author_{i.author_handle}", f"story_{i.id}"],
-                     "num_comments": i.replies, "objectID": str(i.id), "story_id": i.id,
-                     "created_at": i.created_iso, "created_at_i": int(i.created_at.timestamp())}
-                    for i in found[page * per_page:(page + 1) * per_page]]
+            hits = [hit(i) for i in found[page * per_page:(page + 1) * per_page]]
             body = results(hits, page=page, pages=-(-len(found) // per_page), total=len(found), per_page=per_page)
             return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
         api.add_callback("GET", URL, callback=upstream.guard(search_by_date))
+
+
+# --- threads: story_id is the story a comment hangs from, parent_id what it answers ---
+
+def test_a_comment_names_its_story_as_the_conversation(api):
+    answer(api, payload("search_by_date.comment.json"))
+    source, _ = make({"initial_lookback_hours": 0})
+    [comment] = [m for page in source.fetch(None) for m in page.mentions]
+    assert (comment.id, comment.conversation, comment.reply_to) == ("hackernews:15", "hackernews:1", "hackernews:1")
+
+
+def test_a_story_is_its_own_conversation(api):
+    answer(api, payload("search_by_date.docs-example.json"))
+    source, _ = make({"initial_lookback_hours": 0})
+    [story] = [m for page in source.fetch(None) for m in page.mentions]
+    assert story.conversation is None and story.reply_to is None and story.conversation_id == "hackernews:1"

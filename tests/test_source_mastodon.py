@@ -3,6 +3,7 @@ Search shaped as Mastodon documents them (tests/payloads/mastodon/)."""
 import copy
 import html
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
@@ -340,7 +341,7 @@ class TestMastodonContract(SourceContract):
                     "spoiler_text": "", "visibility": "public", "language": "en", "sensitive": False,
                     "uri": f"{KIT_BASE}/users/{item.author_handle}/statuses/{item.id}",
                     "url": f"{KIT_BASE}/@{item.author_handle}/{item.id}", "account": account, "reblog": None,
-                    "in_reply_to_id": None, "replies_count": item.replies, "reblogs_count": 0,
+                    "in_reply_to_id": str(item.reply_to) if item.reply_to else None, "replies_count": item.replies, "reblogs_count": 0,
                     "favourites_count": item.likes, "mentions": [], "tags": [], "emojis": [], "media_attachments": []}
 
         def timeline(request):
@@ -359,4 +360,58 @@ class TestMastodonContract(SourceContract):
         def mastodon_error(status):
             return {"Content-Type": "application/json"}, json.dumps({"error": HTTPStatus(status).phrase})
 
+        def context(request):
+            # A status's ancestors, oldest first: a thread's root comes first.
+            status_id = int(request.path_url.split("/")[-2])
+            item = next(i for i in upstream.items if i.id == status_id)
+            ancestors = [i for i in upstream.items if item.root is not None and i.id in (item.root, item.reply_to)]
+            return 200, {"Content-Type": "application/json"}, json.dumps(
+                {"ancestors": [as_status(i) for i in ancestors], "descendants": []})
+
         api.add_callback("GET", url, callback=upstream.guard(timeline, error_body=mastodon_error))
+        api.add_callback("GET", re.compile(rf"{re.escape(KIT_BASE)}/api/v1/statuses/\d+/context"), callback=context)
+
+
+# --- threads: in_reply_to_id is the parent, the context endpoint finds an unknown root ---
+
+def context_of(*ancestors):
+    """``GET /api/v1/statuses/:id/context`` as Mastodon documents it: ancestors oldest first."""
+    return {"ancestors": [status(n) for n in ancestors], "descendants": []}
+
+
+def test_replies_carry_their_parent_and_root_with_one_context_call_per_unknown_parent(api):
+    root, answer = status(1), status(2, in_reply_to_id=str(FIRST + 1))
+    # Two replies to a status the page does not hold: its root is asked for once.
+    far_a, far_b = status(3, in_reply_to_id=str(FIRST - 5)), status(4, in_reply_to_id=str(FIRST - 5))
+    statuses = [far_b, far_a, answer, root]
+    api.get(TAG, json=statuses, headers=link(TAG, statuses), match=params(limit="40"))
+    api.get(f"{BASE}/api/v1/statuses/{FIRST + 3}/context", json=context_of(-9, -5))
+    [only] = list(make_source().fetch(None))
+    by_n = {m.native_id.rsplit("/", 1)[1]: m for m in only.mentions}
+    ref = lambda n: f"mastodon:mastodon.social/{FIRST + n}"  # noqa: E731
+    assert (by_n[str(FIRST + 1)].reply_to, by_n[str(FIRST + 1)].conversation) == (None, None)
+    assert (by_n[str(FIRST + 2)].reply_to, by_n[str(FIRST + 2)].conversation) == (ref(1), ref(1))
+    for n in (3, 4):
+        assert (by_n[str(FIRST + n)].reply_to, by_n[str(FIRST + n)].conversation) == (ref(-5), ref(-9))
+    assert by_n[str(FIRST + 1)].conversation_id == ref(1)
+
+
+def test_the_roots_found_are_cached_across_pages(api):
+    source = make_source(limit=1)
+    first, second = [status(3, in_reply_to_id=str(FIRST - 5))], [status(4, in_reply_to_id=str(FIRST - 5))]
+    api.get(TAG, json=first, headers=link(TAG, first), match=params(min_id=str(FIRST + 2)))
+    api.get(f"{BASE}/api/v1/statuses/{FIRST + 3}/context", json=context_of(-9, -5))
+    api.get(TAG, json=second, headers=link(TAG, second), match=params(min_id=str(FIRST + 3)))
+    api.get(TAG, json=[], match=params(min_id=str(FIRST + 4)))
+    pages = list(source.fetch({"tag:brightwave": {"min_id": str(FIRST + 2)}}))
+    assert [m.conversation for p in pages for m in p.mentions] == [f"mastodon:mastodon.social/{FIRST - 9}"] * 2
+
+
+def test_an_unreachable_context_leaves_the_reply_keyed_by_its_parent(api, caplog):
+    statuses = [status(3, in_reply_to_id=str(FIRST - 5))]
+    api.get(TAG, json=statuses, headers=link(TAG, statuses), match=params(limit="40"))
+    api.get(f"{BASE}/api/v1/statuses/{FIRST + 3}/context", status=404, json={"error": "Record not found"})
+    [only] = list(make_source().fetch(None))
+    [m] = only.mentions
+    assert m.conversation is None and m.conversation_id == f"mastodon:mastodon.social/{FIRST - 5}"
+    assert "thread root" in caplog.text and m.id in caplog.text

@@ -320,10 +320,18 @@ class TestRedditContract(SourceContract):
                        ({"initial_lookback_hours": -1}, "initial_lookback_hours")]
 
     def native_id(self, item):
-        return f"t3_{item.id}"
+        return f"t1_{item.id}" if item.reply_to else f"t3_{item.id}"
 
     def serve(self, upstream, api):
         def thing(item):
+            if item.reply_to:  # a comment: link_id is the post the thread hangs from, parent_id what it answers
+                parent = f"t3_{item.root}" if item.reply_to == item.root else f"t1_{item.reply_to}"
+                return {"kind": "t1", "data": {
+                    "id": str(item.id), "name": f"t1_{item.id}", "body": item.text, "link_id": f"t3_{item.root}",
+                    "parent_id": parent, "subreddit": "HomeNetworking", "author": item.author_handle,
+                    "author_fullname": f"t2_{item.author_id}", "score": item.likes,
+                    "created_utc": item.created_at.timestamp(), "created": item.created_at.timestamp(),
+                    "permalink": f"/r/HomeNetworking/comments/{item.root}/post_{item.root}/{item.id}/"}}
             return {"kind": "t3", "data": {
                 "id": str(item.id), "name": f"t3_{item.id}", "title": item.text, "selftext": "", "is_self": True,
                 "subreddit": "HomeNetworking", "author": item.author_handle, "author_fullname": f"t2_{item.author_id}",
@@ -336,11 +344,11 @@ class TestRedditContract(SourceContract):
             found = upstream.newest()
             after = request.params.get("after")
             if after:
-                found = [i for i in found if i.id < int(after.removeprefix("t3_"))]
+                found = [i for i in found if i.id < int(after.split("_", 1)[1])]
             limit = int(request.params["limit"])
             chunk = found[:limit]
             body = {"kind": "Listing", "data": {
-                "after": f"t3_{chunk[-1].id}" if len(found) > limit else None, "dist": len(chunk), "modhash": "",
+                "after": self.native_id(chunk[-1]) if len(found) > limit else None, "dist": len(chunk), "modhash": "",
                 "geo_filter": "", "children": [thing(i) for i in chunk], "before": None}}
             return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
@@ -353,3 +361,18 @@ class TestRedditContract(SourceContract):
 
         api.add_callback("POST", TOKEN_URL, callback=upstream.guard(access_token, error_body=reddit_error))
         api.add_callback("GET", SEARCH, callback=upstream.guard(search, error_body=reddit_error))
+
+
+# --- threads: link_id is the post the comment tree hangs from, parent_id what a comment answers ---
+
+def test_a_comment_names_its_post_as_the_conversation_and_a_post_is_its_own():
+    from socialcrm.plugins.sources.reddit import thing_to_mention
+    [child] = load("r_comments.json")["data"]["children"]
+    comment = thing_to_mention(child, 0, set(), set())
+    assert (comment.conversation, comment.reply_to) == ("reddit:t3_1g2k7m1", "reddit:t3_1g2k7m1")
+    nested = copy.deepcopy(child)
+    nested["data"]["parent_id"] = "t1_lq4z000"
+    answer = thing_to_mention(nested, 0, set(), set())
+    assert (answer.conversation, answer.reply_to) == ("reddit:t3_1g2k7m1", "reddit:t1_lq4z000")
+    post_ = thing_to_mention(load("r_new.json")["data"]["children"][0], 0, set(), set())
+    assert post_.conversation is None and post_.reply_to is None and post_.conversation_id == post_.canonical_id

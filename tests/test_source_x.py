@@ -403,10 +403,13 @@ class TestXContract(SourceContract):
 
     def serve(self, upstream, api):
         def as_post(item):
-            return {"id": str(item.id), "text": item.text, "created_at": item.created_iso, "author_id": item.author_id,
-                    "edit_history_tweet_ids": [str(item.id)],
+            post = {"id": str(item.id), "text": item.text, "created_at": item.created_iso, "author_id": item.author_id,
+                    "edit_history_tweet_ids": [str(item.id)], "conversation_id": str(item.root or item.id),
                     "public_metrics": {"retweet_count": 0, "reply_count": item.replies, "like_count": item.likes,
                                        "quote_count": 0}}
+            if item.reply_to:
+                post["referenced_tweets"] = [{"type": "replied_to", "id": str(item.reply_to)}]
+            return post
 
         def search(request):
             # Newest first within since_id/until_id; next_token an offset into that range, as opaque to us.
@@ -431,3 +434,18 @@ class TestXContract(SourceContract):
                  "status": status})
 
         api.add_callback("GET", SEARCH, callback=upstream.guard(search, error_body=problem))
+
+
+# --- threads: conversation_id is the root, referenced_tweets replied_to the parent ---
+
+def test_a_reply_names_its_conversation_and_parent_and_a_root_post_its_own_thread():
+    from socialcrm.plugins.sources.x import post_to_mention
+    reply = post(3, conversation_id=str(BASE + 1), referenced_tweets=[{"type": "replied_to", "id": str(BASE + 2)}],
+                 in_reply_to_user_id="2244994945")
+    root = post(1, conversation_id=str(BASE + 1))
+    m = post_to_mention(reply, {}, {}, None, "2244994945")
+    assert (m.conversation, m.reply_to, m.addressed_to_brand) == (f"x:{BASE + 1}", f"x:{BASE + 2}", True)
+    r = post_to_mention(root, {}, {}, None, None)
+    assert (r.conversation, r.reply_to, r.conversation_id) == (f"x:{BASE + 1}", None, f"x:{BASE + 1}")
+    legacy = post_to_mention(post(4), {}, {}, None, None)  # asked without conversation_id
+    assert legacy.conversation is None and legacy.conversation_id == legacy.id

@@ -146,16 +146,19 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
 @click.option("--since", type=SinceTime(), help=f"Only records said at or after this time: {EXAMPLES} (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record, with its reasons.")
+@click.option("--conversation", help="Only the records of this conversation (its root post's id, e.g. x:1).")
+@click.option("--parent", help="Only the records that answer this post (its id, e.g. x:1).")
 @click.pass_obj
 def records(ctx: Context, config_path: str, type_: str | None, priority: str | None, team: str | None,
-            route: str | None, since: datetime | None, limit: int, as_json: bool) -> None:
+            route: str | None, since: datetime | None, limit: int, as_json: bool, conversation: str | None,
+            parent: str | None) -> None:
     """Show stored records, newest first."""
     from socialcrm.core.services.records import records_page
     from socialcrm.core.services.runtime import opened_store
     with opened_store(ctx.config(config_path), read_only=True) as store:
         rows, _ = records_page(store, limit, types=[type_] if type_ else [], priorities=[priority] if priority else [],
                                team=team, route=None if route == "none" else route, unrouted=route == "none",
-                               since=since)
+                               since=since, conversation=conversation, parent=parent)
     if as_json:
         for r, _ in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))

@@ -1,4 +1,4 @@
-"""Capture: keep each mention once, fold reposts into their original, and drop the brand's own posts.
+"""Capture: keep each mention once, fold reposts into their original, and set the brand's own posts apart.
 
 This stage is a plain function over a batch, so it runs the same in-process and as a task.
 """
@@ -26,6 +26,7 @@ class Captured:
     reposts: Counter = field(default_factory=Counter)       # record id -> reposts to add to its reach
     duplicates: int = 0                                      # mentions already stored, or twice in the page
     own_posts: int = 0                                       # posted by the brand's own accounts
+    brand_posts: list[Mention] = field(default_factory=list)  # those posts: not learned, they answer conversations
     empty: int = 0                                           # nothing to read
 
 
@@ -49,6 +50,7 @@ def capture(mentions: Sequence[Mention], seen_mentions: set[str], seen_records: 
         out.new.append(mention)
         if mention.author.handle and mention.author.handle.lstrip("@").lower() in own_handles:
             out.own_posts += 1
+            out.brand_posts.append(mention)
             continue
         if not mention.text.strip():
             out.empty += 1

@@ -121,6 +121,8 @@ class LearningConfig:
     terms: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     default_terms: bool = True
     high_influence: int = 70
+    #: Followers from which a complaint's author counts as high-reach (the complaint rises a level).
+    high_reach: int = 10_000
     #: "default" (the bundled text model; also when unset), "none", or a path to a customer's model.
     model: str | None = None
     #: ISO 639-1 codes the brand hears: language detection only chooses among these when set.
@@ -146,6 +148,18 @@ class ApiConfig:
     public_docs: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+
+
+BRAND_REPLIES = ("ignore", "comment")
+
+
+@dataclass
+class ConversationsConfig:
+    """The ``[conversations]`` block: what becomes of the brand's own replies in a conversation. They
+    always mark it answered; ``comment`` also passes each on to the conversation's sinks as an agent
+    comment (a record with ``by_brand = True``)."""
+
+    brand_replies: str = "ignore"
 
 
 @dataclass
@@ -245,6 +259,7 @@ class LearningSchema(_Block):
     #: Checked here by kind; each kind's terms are read per language by ``_normalise_terms``.
     terms = fields.Dict(keys=fields.String(validate=validate.OneOf(TERM_KINDS)))
     high_influence = fields.Integer(validate=validate.Range(min=0, max=100))
+    high_reach = fields.Integer(validate=validate.Range(min=1))
     model = fields.String(allow_none=True)
     languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), allow_none=True)
 
@@ -289,6 +304,13 @@ class PrivacySchema(_Block):
     hash_salt = fields.String(validate=validate.Length(min=1))
 
 
+class ConversationsSchema(_Block):
+    """``[conversations]``: ``brand_replies = "ignore" | "comment"``."""
+
+    declares = ConversationsConfig
+    brand_replies = fields.String(validate=validate.OneOf(BRAND_REPLIES))
+
+
 #: Keys that moved from ``[api]`` to ``[privacy]``; ``[api]`` still accepts them, with a deprecation message.
 MOVED_TO_PRIVACY = ("do_not_engage", "hash_salt")
 
@@ -324,6 +346,7 @@ class ConfigFileSchema(StrictSchema):
     learning = fields.Dict(load_default=dict)
     api = fields.Dict(load_default=dict)
     privacy = fields.Dict(load_default=dict)
+    conversations = fields.Dict(load_default=dict)
 
 
 API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
@@ -363,6 +386,7 @@ class Config:
     secrets: frozenset[str] = frozenset()
     api: ApiConfig = field(default_factory=ApiConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    conversations: ConversationsConfig = field(default_factory=ConversationsConfig)
     #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
     deprecations: tuple[str, ...] = ()
     #: Why the ``[api]`` block could not be read (environment variables it names are unset); only what
@@ -485,6 +509,7 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
     learning = section(LearningSchema(), "learning", top["learning"])
     privacy_data, privacy_block, deprecations = _privacy_settings(top["api"], top["privacy"], problems)
     privacy = section(PrivacySchema(), privacy_block, privacy_data)
+    conversations = section(ConversationsSchema(), "conversations", top["conversations"])
     # The API's secrets are needed only when the API starts (``Config.require_api``): an [api] block whose
     # ${VAR}s are unset does not stop `status` or `records`; it is kept aside, with the variables it lacks.
     api_unset = _Problems(path.name)
@@ -547,6 +572,7 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         secrets=frozenset(s for s in secrets if s),
         api=api,
         privacy=privacy,
+        conversations=conversations,
         deprecations=deprecations,
         api_problems=tuple(api_unset.items),
     )

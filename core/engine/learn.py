@@ -47,10 +47,13 @@ class Learner:
         if model == "config":
             model = load_model(config.learning.model, config.base_dir)
         self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
-                                     config.learning.high_influence, config.learning.languages, model=model)
+                                     config.learning.high_influence, config.learning.languages, model=model,
+                                     high_reach=config.learning.high_reach)
 
-    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None) -> list[Record]:
-        """One record per mention, in order, not yet routed (``repeats``: see ``Classifier.learn``)."""
-        records = self.classifier.learn(mentions, repeats)
+    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None,
+              followups: Sequence[int] | None = None) -> list[Record]:
+        """One record per mention, in order, not yet routed (``repeats``, ``followups``: see
+        ``Classifier.learn``; the pipeline counts follow-ups from the conversations the store keeps)."""
+        records = self.classifier.learn(mentions, repeats, followups)
         self.plugins.learn_records(records, mentions, self.config.brand)
         return records

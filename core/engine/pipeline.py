@@ -10,19 +10,20 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
+from socialcrm.core.engine.conversations import brand_reply_records, conversation_keys, follow
 from socialcrm.core.engine.donotengage import stored_keys
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
 from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
-from socialcrm.core.sdk.model import Mention, Page, SkippedItem
+from socialcrm.core.sdk.model import Mention, Page, Record, SkippedItem
 from socialcrm.core.engine.plugins import PluginManager
 from socialcrm.core.engine.routing import route
-from socialcrm.core.store import Store
+from socialcrm.core.store import ConversationState, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class ListenStats:
     duplicates: int = 0
     reposts: int = 0
     own_posts: int = 0
+    brand_replies: int = 0  # the brand's posts that answered a conversation
     unreadable: int = 0
     by_type: Counter = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
@@ -144,11 +146,17 @@ class Pipeline:
             captured = capture(readable, seen_mentions, seen_records, self.config.brand)
             repeats = count_stored_repeats(tx, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                 for m in captured.to_learn])
-            records = self.learner.learn(captured.to_learn, repeats)
+            followed = follow(captured.to_learn, captured.brand_posts,
+                              tx.conversations(conversation_keys(captured.to_learn, captured.brand_posts)),
+                              self.config.privacy.hash_salt)
+            records = self.learner.learn(captured.to_learn, repeats, followed.followups)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(self.store, tx, records, self.config.privacy))
+            comments = self._brand_comments(tx, followed.answers, records)
+            tx.save_conversations(followed.changed.values())
             queued = tx.save_page((cursor_key or source) if store_cursor else None, page.cursor, captured.new,
-                                  records, captured.reposts, skipped=skipped, skipped_from=source, replayed=replayed)
+                                  records + comments, captured.reposts, skipped=skipped, skipped_from=source,
+                                  replayed=replayed)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)
@@ -157,8 +165,19 @@ class Pipeline:
         stats.duplicates += captured.duplicates
         stats.reposts += sum(captured.reposts.values())
         stats.own_posts += captured.own_posts
+        stats.brand_replies += len(followed.answers)
         stats.unreadable += len(skipped)
         stats.by_type.update(r.type for r in records)
+
+    def _brand_comments(self, tx: Transaction, answers: Sequence[tuple[Mention, ConversationState]],
+                        records: list[Record]) -> list[Record]:
+        """With ``[conversations] brand_replies = "comment"``, the brand's replies as ``by_brand`` records
+        for the sinks their conversation's first record went to (this page's, else the stored one's)."""
+        if self.config.conversations.brand_replies != "comment" or not answers:
+            return []
+        routes = {r.id: r.route for r in records}
+        routes.update(tx.routes_of({state.first_record_id for _, state in answers} - set(routes)))
+        return brand_reply_records(answers, routes, self.enabled_sinks)
 
     # --- engage ---
 
@@ -234,7 +253,7 @@ def unreadable_items(page: Page) -> tuple[list[Mention], list[SkippedItem]]:
 
 def _merge(into: ListenStats, more: ListenStats) -> None:
     for name in ("pages", "fetched", "stored", "records", "queued", "duplicates", "reposts", "own_posts",
-                 "unreadable"):
+                 "brand_replies", "unreadable"):
         setattr(into, name, getattr(into, name) + getattr(more, name))
     into.by_type.update(more.by_type)
     into.errors.update(more.errors)

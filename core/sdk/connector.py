@@ -107,8 +107,12 @@ class Connector:
 class Source(Connector):
     """A source listens to one network (or file, or feed) and yields pages of mentions.
 
-    Subclass it, set ``name`` and ``ConfigSchema``, and implement ``fetch``.
+    Subclass it, set ``name`` and ``ConfigSchema``, and implement ``fetch``. Set ``threads = True``
+    when the network tells replies apart: the source then fills each reply's ``reply_to`` (its parent)
+    and ``conversation`` (its thread's root), and the contract kit checks that it does.
     """
+
+    threads: bool = False
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         """Yield pages of mentions newer than ``cursor``, each with the cursor to resume after it.

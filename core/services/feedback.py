@@ -37,7 +37,7 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
         if changes:
             said = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
             record.reasons.append(f"corrected by {who}: {said}")
-            recomputed.update(_reprioritise(record, config.learning.high_influence, who))
+            recomputed.update(_reprioritise(record, config.learning.high_influence, who, config.learning.high_reach))
         if route is None and not reroute:
             return changes
         old_route = list(record.route)
@@ -57,10 +57,11 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
     return None if result is None else {**result, "recomputed": recomputed}
 
 
-def _reprioritise(record: Record, high_influence: int, who: str) -> dict[str, tuple[Any, Any]]:
+def _reprioritise(record: Record, high_influence: int, who: str,
+                  high_reach: int = 10_000) -> dict[str, tuple[Any, Any]]:
     """Give a corrected record the priority and action the learner's rules give its new type and
     sentiment, with the reason; returns what that changed as ``{field: (old, new)}``."""
     before = {"priority": record.priority, "action": record.action}
-    record.priority, record.action, why = prioritise(record, high_influence)
+    record.priority, record.action, why = prioritise(record, high_influence, high_reach)
     record.reasons.append(f"{why} (recomputed after the correction by {who})")
     return {k: (old, getattr(record, k)) for k, old in before.items() if getattr(record, k) != old}

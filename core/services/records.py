@@ -20,7 +20,8 @@ def records_page(store: Store, limit: int, after: tuple[datetime, str] | None = 
 
 def record_detail(store: Store, record_id: str) -> dict[str, Any] | None:
     """The record with its deliveries (outbox rows) and the feedback on it (old and new values decoded),
-    oldest first; None when there is no such record."""
+    oldest first, and its conversation's state (None when the store tracks none for it); None when
+    there is no such record."""
     record = store.get_record(record_id)
     if record is None:
         return None
@@ -28,7 +29,8 @@ def record_detail(store: Store, record_id: str) -> dict[str, Any] | None:
     for entry in history["feedback"]:
         entry["old_value"] = json.loads(entry["old_value"]) if entry["old_value"] is not None else None
         entry["new_value"] = json.loads(entry["new_value"])
-    return {"record": record, **history}
+    thread = store.conversation(record.conversation) if record.conversation else None
+    return {"record": record, **history, "conversation": thread.to_dict() if thread else None}
 
 
 __all__ = ["record_detail", "records_page"]

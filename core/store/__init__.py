@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sqlalchemy.exc import IntegrityError
 
 from socialcrm.core.store.audit import SUBJECTS
+from socialcrm.core.store.conversations import ConversationState
 from socialcrm.core.store.corrections import Corrections
 from socialcrm.core.store.cursors import Cursors
 from socialcrm.core.store.database import Database, create_store_engine
@@ -29,7 +30,7 @@ from socialcrm.core.store.records import Records
 from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
 from socialcrm.core.store.transaction import Transaction, WriteConflict
-from socialcrm.core.store.upgrade import add_audit_subjects
+from socialcrm.core.store.upgrade import add_audit_subjects, add_record_threads
 
 
 def _delegate(concern: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,6 +62,7 @@ class Store:
             if not read_only:
                 metadata.create_all(self.db.engine)
                 add_audit_subjects(self.db)
+                add_record_threads(self.db)
         except BaseException:
             self.db.close()
             raise
@@ -125,6 +127,7 @@ class Store:
     # reading records
     iter_records = _delegate("records", Records.iter_records)
     get_record = _delegate("records", Records.get_record)
+    conversation = _delegate("records", Records.conversation)
     summary = _delegate("records", Records.summary)
     counts = _delegate("records", Records.counts)
     records_page = _delegate("records", Records.records_page)
@@ -150,5 +153,5 @@ class Store:
     do_not_engage_entries = _delegate("privacy", Privacy.do_not_engage_entries)
 
 
-__all__ = ["Claimed", "Outcome", "Store", "StoreError", "StoreMissing", "Transaction", "WriteConflict",
-           "create_store_engine", "is_in_memory", "location", "refuse_in_memory"]
+__all__ = ["Claimed", "ConversationState", "Outcome", "Store", "StoreError", "StoreMissing", "Transaction",
+           "WriteConflict", "create_store_engine", "is_in_memory", "location", "refuse_in_memory"]

@@ -9,7 +9,8 @@ from sqlalchemy import delete, func, select
 from socialcrm.core.store import audit as audit_trail
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import author_matches, chunks
-from socialcrm.core.store.schema import OPEN_STATES, do_not_engage, feedback, mentions, outbox, records
+from socialcrm.core.store.schema import (OPEN_STATES, conversations, do_not_engage, feedback, mentions, outbox,
+                                         records)
 
 
 class Privacy:
@@ -21,7 +22,8 @@ class Privacy:
     def erase_author(self, network: str, handle: str, actor: str, author_hash: str,
                      now: float | None = None) -> dict[str, int]:
         """Remove everything held about one author on one network, in one transaction: their mentions,
-        the records learned from them, those records' outbox rows and feedback. Audit entries about
+        the records learned from them, those records' outbox rows and feedback, and the conversations they
+        opened (kept by the same salted key, ``author_hash``, or by a first record erased). Audit entries about
         those records are redacted. The erasure's own audit entry keeps ``author_hash`` and the counts,
         never the handle. Returns the counts."""
         now = time.time() if now is None else now
@@ -42,6 +44,8 @@ class Privacy:
                 counts["deliveries"] += conn.execute(delete(outbox).where(outbox.c.record_id.in_(chunk))).rowcount
                 counts["feedback"] += conn.execute(delete(feedback).where(feedback.c.record_id.in_(chunk))).rowcount
                 counts["records"] += conn.execute(delete(records).where(records.c.id.in_(chunk))).rowcount
+                conn.execute(delete(conversations).where(conversations.c.first_record_id.in_(chunk)))
+            conn.execute(delete(conversations).where(conversations.c.customer_key == author_hash))
             audit_trail.write(conn, [audit_trail.entry(
                 now, actor, "author.erase", {"network": network, "author_hash": author_hash, "counts": counts},
                 author_key=author_hash)])

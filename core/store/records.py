@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import and_, func, or_, select
 
 from socialcrm.core.sdk.model import Record, utc
+from socialcrm.core.store.conversations import ConversationState, read_conversations
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import author_matches, load_record, naive_utc
 from socialcrm.core.store.schema import feedback, mentions, outbox, records
@@ -21,11 +22,17 @@ class Records:
         self.db = db
 
     def iter_records(self, type_: str | None = None, since: datetime | None = None,
-                     limit: int | None = None) -> Iterator[Record]:
-        """Records, newest first, optionally of one type and since a time."""
+                     limit: int | None = None, conversation: str | None = None,
+                     parent: str | None = None) -> Iterator[Record]:
+        """Records, newest first, optionally of one type, since a time, of one conversation (its root's
+        id) or answering one post (``parent``)."""
         query = select(records.c.data, records.c.reposts).order_by(records.c.created_at.desc(), records.c.id)
         if type_:
             query = query.where(records.c.type == type_)
+        if conversation:
+            query = query.where(records.c.conversation == conversation)
+        if parent:
+            query = query.where(records.c.parent == parent)
         if since:
             query = query.where(records.c.created_at >= naive_utc(since))
         if limit:
@@ -39,6 +46,11 @@ class Records:
         with self.db.connect() as conn:
             row = conn.execute(select(records.c.data, records.c.reposts).where(records.c.id == record_id)).first()
         return load_record(*row) if row else None
+
+    def conversation(self, key: str) -> ConversationState | None:
+        """Where one conversation stands (None when no customer has spoken in it)."""
+        with self.db.connect() as conn:
+            return read_conversations(conn, [key]).get(key)
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Counts of records by type, sentiment, priority and route."""
@@ -63,11 +75,13 @@ class Records:
                      team: str | None = None,
                      network: str | None = None, author: str | None = None, text: str | None = None,
                      since: datetime | None = None, until: datetime | None = None,
-                     after: tuple[datetime, str] | None = None, limit: int = 50) -> list[tuple[Record, datetime]]:
+                     after: tuple[datetime, str] | None = None, limit: int = 50,
+                     conversation: str | None = None, parent: str | None = None) -> list[tuple[Record, datetime]]:
         """Up to ``limit`` records matching every filter given, newest first (ties by id, descending),
         each with its stored ``created_at`` (the keyset position). ``after`` is the position of the last
         record of the previous page. ``text`` matches the content, case-insensitively; ``unrouted`` keeps
-        only the records no route sent anywhere."""
+        only the records no route sent anywhere. ``conversation`` keeps the records of one thread (its
+        root's id), ``parent`` the replies to one post."""
         query = select(records.c.data, records.c.reposts, records.c.created_at, records.c.id)
         for column, values in ((records.c.type, types), (records.c.sentiment, sentiments),
                                (records.c.priority, priorities)):
@@ -83,6 +97,10 @@ class Records:
             query = query.where(records.c.network == network)
         if author:
             query = query.where(author_matches(records.c.author_handle, author))
+        if conversation:
+            query = query.where(records.c.conversation == conversation)
+        if parent:
+            query = query.where(records.c.parent == parent)
         if since:
             query = query.where(records.c.created_at >= naive_utc(since))
         if until:

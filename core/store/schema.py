@@ -47,9 +47,29 @@ records = Table(
     Column("reposts", Integer, nullable=False, default=0),
     Column("data", Text, nullable=False),
     Column("learned_at", Float, nullable=False),
+    Column("conversation", String(300)),  # the thread's root post id (network:root_id)
+    Column("parent", String(300)),        # the post this one answers, if any
 )
 Index("ix_records_created", records.c.created_at)
 Index("ix_records_type", records.c.type, records.c.created_at)
+Index("ix_records_conversation", records.c.conversation, records.c.created_at)
+Index("ix_records_parent", records.c.parent)
+
+# One row per conversation (thread) the store has heard a customer in: the customer who opened it (by the
+# salted author key do-not-engage uses, not the handle), and ``followups``, that customer's posts after the
+# first that no brand reply has answered yet. States: open | answered | resolved.
+CONVERSATION_STATES = ("open", "answered", "resolved")
+conversations = Table(
+    "conversations", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("first_record_id", String(300), nullable=False),
+    Column("customer_key", String(64)),
+    Column("opened_at", DateTime, nullable=False),
+    Column("first_response_at", DateTime),
+    Column("last_customer_post_at", DateTime, nullable=False),
+    Column("followups", Integer, nullable=False, default=0),
+    Column("state", String(12), nullable=False, default="open"),
+)
 
 cursors = Table(
     "cursors", metadata,
@@ -177,5 +197,6 @@ quarantine = Table(
 )
 Index("ix_quarantine_state", quarantine.c.state, quarantine.c.id)
 
-__all__ = ["OPEN", "OPEN_STATES", "audit", "cursors", "do_not_engage", "feedback", "fingerprints", "mentions",
-           "metadata", "outbox", "quarantine", "records", "sink_calls", "sink_state"]
+__all__ = ["CONVERSATION_STATES", "OPEN", "OPEN_STATES", "audit", "conversations", "cursors", "do_not_engage",
+           "feedback", "fingerprints", "mentions", "metadata", "outbox", "quarantine", "records", "sink_calls",
+           "sink_state"]

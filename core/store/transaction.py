@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from socialcrm.core.sdk.model import Mention, Record
 from socialcrm.core.sdk.model import SkippedItem
 from socialcrm.core.store import quarantine as quarantined
+from socialcrm.core.store.conversations import ConversationState, read_conversations, write_conversations
 from socialcrm.core.store.cursors import write_cursor
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import (MENTION_COLUMNS, OUTBOX_COLUMNS, RECORD_COLUMNS, chunks, mention_row,
@@ -79,6 +80,23 @@ class Transaction:
         bulk.update(self._connection, fingerprints, "fingerprint", _FINGERPRINT_COLUMNS[1:],
                     [(posts, json.dumps(authors), now, fp) for fp, (posts, authors) in counts.items() if fp in stored])
         stored.update(counts)
+
+    def conversations(self, keys: Iterable[str]) -> dict[str, ConversationState]:
+        """The stored states of these conversations (keys never seen are left out)."""
+        return read_conversations(self._connection, keys)
+
+    def save_conversations(self, states: Iterable[ConversationState]) -> None:
+        """Store conversation states as the engine changed them (new ones inserted, the rest updated)."""
+        write_conversations(self._connection, states)
+
+    def routes_of(self, record_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The sinks each of these stored records was routed to."""
+        found: dict[str, list[str]] = {}
+        for chunk in chunks(sorted(set(record_ids))):
+            for record_id, route in self._connection.execute(select(records.c.id, records.c.route)
+                                                             .where(records.c.id.in_(chunk))):
+                found[record_id] = json.loads(route)
+        return found
 
     def save_page(self, source: str | None, cursor: Any, new_mentions: Sequence[Mention], new_records: Sequence[Record],
                   reposts: dict[str, int], now: float | None = None, error: str | None = None,

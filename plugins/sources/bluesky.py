@@ -154,6 +154,7 @@ class BlueskySource(Source):
     """Bluesky posts that mention the brand (search) and the brand account's mentions (notifications)."""
 
     name = "bluesky"
+    threads = True  # reply.root and reply.parent
     ConfigSchema = BlueskySourceConfig
     secret_fields = ("app_password",)
 
@@ -343,6 +344,7 @@ class BlueskySource(Source):
             text = f"{text}\n{external['uri']}".strip()
         reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
         parent = (reply.get("parent") or {}).get("uri") if isinstance(reply.get("parent"), dict) else None
+        root = (reply.get("root") or {}).get("uri") if isinstance(reply.get("root"), dict) else None
         quoted = _quoted_uri(record.get("embed"))
         langs = record.get("langs")
         if addressed is None:
@@ -354,7 +356,8 @@ class BlueskySource(Source):
             lang=langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None,
             engagement=engagement, reply_to=f"{NETWORK}:{parent}" if isinstance(parent, str) else None,
             quote_of=f"{NETWORK}:{quoted}" if quoted else None, addressed_to_brand=addressed,
-            raw=raw if raw is not None else {"uri": uri, "record": record, "author": author_view})
+            raw=raw if raw is not None else {"uri": uri, "record": record, "author": author_view},
+            conversation=f"{NETWORK}:{root}" if isinstance(root, str) else None)
 
     def _author(self, view: Any) -> Author:
         did = _text_field({"author": view}, "author.did")

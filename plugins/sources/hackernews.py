@@ -57,6 +57,7 @@ class HackerNewsSource(Source):
     """Hacker News stories and comments that name the brand, from the Algolia HN Search API."""
 
     name = "hackernews"
+    threads = True  # story_id is the thread root, parent_id the parent
     ConfigSchema = HackerNewsSourceConfig
 
     def __init__(self, config: dict[str, Any], context):
@@ -201,13 +202,14 @@ class HackerNewsSource(Source):
         if not text:
             raise ItemError(None, "comment_text" if comment else "title",
                             "missing" if comment else "missing, and no story_text either")
-        parent = hit.get("parent_id")
+        parent, story = hit.get("parent_id"), hit.get("story_id")
         return Mention(
             network=NETWORK, native_id=object_id, text=text, created_at=created,
             author=Author(id=author, handle=author, name=author, profile_url=USER_URL.format(author)),
             url=ITEM_URL.format(object_id),
             engagement=Engagement(likes=whole_count(hit, "points"), replies=whole_count(hit, "num_comments")),
             reply_to=f"{NETWORK}:{parent}" if comment and type(parent) is int else None,
+            conversation=f"{NETWORK}:{story}" if comment and type(story) is int else None,
             raw=hit), when
 
     # --- HTTP ---

@@ -1,9 +1,11 @@
 """jsonl source: mentions from a JSON Lines file, resumable by byte offset.
 
 One JSON object per line, in the shape ``socialcrm.core.sdk.model.MentionSchema`` reads (``network``,
-``id``, ``text``, ``created_at`` required). A line that is not a valid mention (not JSON, undecodable
-bytes, a missing or bad field) is reported with its line number and raw bytes, and the host keeps it
-in the quarantine; the rest of the page is kept. Lines appended later are picked up by the next run.
+``id``, ``text``, ``created_at`` required). A reply names its parent in ``reply_to`` and its thread's
+root in ``conversation`` (both full mention ids, ``network:native_id``). A line that is not a valid
+mention (not JSON, undecodable bytes, a missing or bad field) is reported with its line number and raw
+bytes, and the host keeps it in the quarantine; the rest of the page is kept. Lines appended later are
+picked up by the next run.
 
 A last line with no newline yet may still be being written. It is read once the file has not
 changed for ``settle_seconds``, or at once on a final pass (``run --once``); until then the source
@@ -41,6 +43,7 @@ class JsonlSource(Source):
     """Reads mentions from a JSON Lines file; the cursor is the byte offset and line number reached."""
 
     name = "jsonl"
+    threads = True  # the documented conversation and reply_to fields
     ConfigSchema = JsonlSourceConfig
     #: What time it is (seconds since the epoch), against the file's modification time; tests set it.
     clock: Callable[[], float] = staticmethod(time.time)

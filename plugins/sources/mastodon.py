@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Author, brand_terms, chain_streams, count, Engagement, EnvSecret, FatalError, hookimpl, html_to_text,
+    AuthError, Author, brand_terms, chain_streams, count, Engagement, EnvSecret, FatalError, hookimpl, html_to_text, HttpFailure,
     id_key, ItemError, iso_time, link_param, Mention, missing_secret_message, need, Page, paginate, RateLimitHeaders,
     RetriableError, Source, SourceSchema, TokenPaginator, unique, utc)
 
@@ -42,6 +42,7 @@ from socialcrm import (
 MASTODON_STYLE = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "iso")
 
 NETWORK = "mastodon"
+ROOT_CACHE_SIZE = 10_000  # thread roots remembered between pages
 TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
 
 
@@ -83,6 +84,7 @@ class MastodonSource(Source):
     """Listens to one Mastodon instance: hashtags, search, and mentions of the brand's account."""
 
     name = "mastodon"
+    threads = True  # in_reply_to_id is the parent; the context endpoint finds the root
     ConfigSchema = MastodonSourceConfig
     secret_fields = ("access_token",)
 
@@ -97,6 +99,7 @@ class MastodonSource(Source):
         self.http = context.http(rate_limit=MASTODON_STYLE, secrets=secrets)
         if token:
             self.http.session.headers["Authorization"] = f"Bearer {token}"
+        self.roots: dict[str, str] = {}  # status ref -> its thread's root ref, learned from context calls
 
     def _streams(self, context) -> list[_Stream]:
         limit = {"limit": str(self.config["limit"])}
@@ -251,7 +254,44 @@ class MastodonSource(Source):
                     mentions.append(status_to_mention(item, self.host))
             except ItemError as exc:
                 errors.append(f"{stream.key}: {exc}")
+        self._find_roots(mentions)
         return mentions, errors
+
+    def _find_roots(self, mentions: list[Mention]) -> None:
+        """Fill in the conversation (thread root) of each reply. A status names only its parent: a
+        parent in the page that starts a thread is the root; otherwise ``GET /api/v1/statuses/:id/context``
+        (its ``ancestors[0]``) is asked once per unknown parent, and every ancestor it lists is cached."""
+        in_page = {m.id: m for m in mentions}
+        for mention in sorted(mentions, key=lambda m: m.created_at):
+            parent_ref = mention.reply_to
+            if not parent_ref or mention.conversation:
+                continue
+            parent = in_page.get(parent_ref)
+            if parent is not None and parent.reply_to is None:
+                mention.conversation = parent.id
+            elif parent is not None and parent.conversation:
+                mention.conversation = parent.conversation
+            else:
+                mention.conversation = self.roots.get(parent_ref) or self._ask_root(mention)
+
+    def _ask_root(self, reply: Mention) -> str | None:
+        status_id = reply.native_id.split("/", 1)[1]
+        path = f"/api/v1/statuses/{quote(status_id, safe='')}/context"
+        try:
+            body = self._json(self._get(path, {}))
+        except HttpFailure as exc:
+            self.log.warning("%s: the thread root of %s is unknown (%s): its conversation is keyed by its "
+                             "parent %s", self.context.instance, reply.id, exc, reply.reply_to)
+            return None
+        ancestors = body.get("ancestors") if isinstance(body, dict) else None
+        ids = [_ref(self.host, a.get("id")) for a in ancestors or [] if isinstance(a, dict)]
+        if not ids or ids[0] is None:
+            return None
+        if len(self.roots) > ROOT_CACHE_SIZE:
+            self.roots.clear()
+        for ancestor in filter(None, ids):
+            self.roots[ancestor] = ids[0]
+        return ids[0]
 
     def _get(self, path: str, params: dict[str, str]):
         try:

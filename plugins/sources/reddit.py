@@ -79,6 +79,7 @@ class RedditSource(Source):
     """Listens to Reddit: searches for the brand and watches the brand's own subreddits."""
 
     name = "reddit"
+    threads = True  # link_id is the thread root, parent_id the parent
     ConfigSchema = RedditSourceConfig
     secret_fields = ("client_id", "client_secret")
 
@@ -302,11 +303,14 @@ def thing_to_mention(child: Any, position: int, watched: set[str], brand_users: 
         parent = data.get("crosspost_parent")
         repost_of = f"{NETWORK}:{parent}" if isinstance(parent, str) and parent else None
         reply_to = None
+        conversation = None  # a post starts its own thread
     else:
         text = need(data, "body", item)
         engagement = Engagement(likes=count(data, "score", item))
         parent = data.get("parent_id")
         reply_to = f"{NETWORK}:{parent}" if isinstance(parent, str) and parent else None
+        link = data.get("link_id")  # the post (t3_...) the comment tree hangs from
+        conversation = f"{NETWORK}:{link}" if isinstance(link, str) and link else None
         repost_of = None
     author_name = data.get("author") if isinstance(data.get("author"), str) else None
     if author_name in ("[deleted]", ""):
@@ -320,7 +324,7 @@ def thing_to_mention(child: Any, position: int, watched: set[str], brand_users: 
         addressed = True
     return Mention(network=NETWORK, native_id=fullname, text=text, created_at=created, author=author, url=url,
                    engagement=engagement, reply_to=reply_to, repost_of=repost_of, addressed_to_brand=addressed,
-                   raw={"kind": kind, "data": data})
+                   raw={"kind": kind, "data": data}, conversation=conversation)
 
 
 def _when(mention: Mention) -> float:

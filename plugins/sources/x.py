@@ -105,6 +105,7 @@ class XSource(Source):
     """Listens to X: recent search for the brand and the mentions timeline of its account."""
 
     name = "x"
+    threads = True  # conversation_id is the thread's root, referenced_tweets replied_to the parent
     ConfigSchema = XSourceConfig
     secret_fields = ("bearer_token",)
 
@@ -339,7 +340,8 @@ def post_to_mention(post: dict[str, Any], users: dict[str, dict], posts: dict[st
     return Mention(network=NETWORK, native_id=post_id, text=text, created_at=created, author=author, url=url,
                    lang=lang, engagement=engagement,
                    reply_to=_ref(relation.get("replied_to")), quote_of=_ref(relation.get("quoted")),
-                   repost_of=_ref(repost_of), addressed_to_brand=addressed, raw=post)
+                   repost_of=_ref(repost_of), addressed_to_brand=addressed, raw=post,
+                   conversation=_ref(_text_id(post, "conversation_id", item)))
 
 
 def expand_links(text: str, entities: Any) -> str:
@@ -386,6 +388,13 @@ def _next_token(body: dict[str, Any]) -> str | None:
     """``meta.next_token``, when the page also says where it ends (without ``oldest_id`` it cannot resume)."""
     meta = body.get("meta") or {}
     return meta.get("next_token") if meta.get("oldest_id") or _oldest_id(body) else None
+
+
+def _text_id(post: dict[str, Any], name: str, item: str) -> str | None:
+    value = post.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ItemError(item, name, "expected a text id")
+    return value or None
 
 
 def _ref(post_id: str | None) -> str | None:

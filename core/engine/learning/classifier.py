@@ -56,32 +56,37 @@ class Classifier:
 
     def __init__(self, brand: Brand, terms: dict[str, dict[str, list[str]]] | None = None,
                  default_terms: bool = True, high_influence: int = 70, languages: tuple[str, ...] | None = None,
-                 model: "TextModel | None" = None):
+                 model: "TextModel | None" = None, high_reach: int = 10_000):
         self.brand = brand
+        self.high_reach = high_reach
         self.languages = languages
         self.high_influence = high_influence
         self.matcher = TermMatcher(merge_terms(terms or {}, default_terms))
         self.model = model
 
-    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None) -> list[Record]:
+    def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None,
+              followups: Sequence[int] | None = None) -> list[Record]:
         """One record per mention, in order. The text model scores the whole batch at once.
 
         ``repeats[i]``: how many near-identical posts by other accounts came before ``mentions[i]``
-        (capture counts them); repeated posts are a mark of spam.
+        (capture counts them); repeated posts are a mark of spam. ``followups[i]``: how many unanswered
+        follow-ups ``mentions[i]`` makes in its conversation (priority rule 7).
         """
         texts = [RT_PREFIX.sub("", m.text) if m.repost_of else m.text for m in mentions]
         lexicons = [lexicon_scores(t) for t in texts]
         scores: Sequence[TextScores | None] = (self.model.score(texts, lexicons) if self.model and texts
                                                else [None] * len(texts))
         repeats = repeats or [0] * len(texts)
-        return [self._learn(m, t, lex, sc, r) for m, t, lex, sc, r in zip(mentions, texts, lexicons, scores, repeats)]
+        followups = followups or [0] * len(texts)
+        return [self._learn(m, t, lex, sc, r, f)
+                for m, t, lex, sc, r, f in zip(mentions, texts, lexicons, scores, repeats, followups)]
 
     def learn_one(self, mention: Mention) -> Record:
         """Classify one mention into a record (not yet routed)."""
         return self.learn([mention])[0]
 
     def _learn(self, mention: Mention, text: str, lexicon: dict[str, float], scores: "TextScores | None",
-               repeats: int = 0) -> Record:
+               repeats: int = 0, followups: int = 0) -> Record:
         reasons: list[str] = []
         if mention.lang:
             lang = mention.lang.split("-")[0].lower()
@@ -107,7 +112,7 @@ class Classifier:
             sentiment=sentiment, influence=influence, mode=mode, reasons=reasons, fraud=decision.fraud,
             engagement=mention.engagement, confidence=round(min(confidence, decision.confidence), 2),
             conversation=mention.conversation_id, parent=mention.reply_to)
-        record.priority, record.action, why = prioritise(record, self.high_influence)
+        record.priority, record.action, why = prioritise(record, self.high_influence, self.high_reach, followups)
         reasons.append(why)
         return record
 
