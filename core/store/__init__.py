@@ -30,7 +30,7 @@ from socialcrm.core.store.records import Records
 from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
 from socialcrm.core.store.transaction import Transaction, WriteConflict
-from socialcrm.core.store.upgrade import add_audit_subjects, add_record_threads
+from socialcrm.core.store.upgrade import THREAD_COLUMNS, add_audit_subjects, add_record_threads
 
 
 def _delegate(concern: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +58,8 @@ class Store:
         opening it is a ``StoreError`` naming the URL, the cause and the fix."""
         self.db = Database(url, read_only=read_only)
         try:
-            check_schema(self.db.engine, metadata.sorted_tables, read_only, url, {"audit": SUBJECTS})
+            check_schema(self.db.engine, metadata.sorted_tables, read_only, url,
+                         {"audit": SUBJECTS, "records": THREAD_COLUMNS})
             if not read_only:
                 metadata.create_all(self.db.engine)
                 add_audit_subjects(self.db)
