@@ -62,7 +62,8 @@ def run(ctx: Context, config_path: str, once: bool) -> None:
         if once:
             listened, delivered = pipeline.run_once()
             click.echo(f"listened: {listened.fetched} mentions, {listened.records} new records, "
-                       f"{listened.duplicates} duplicates, {listened.reposts} reposts counted; "
+                       f"{listened.duplicates} duplicates, {listened.reposts} reposts counted, "
+                       f"{listened.unrouted} unrouted, {listened.incidents} incidents; "
                        f"delivered {sum(delivered.delivered.values())}, retry {sum(delivered.retried.values())}, "
                        f"dead {sum(delivered.dead.values())}")
             for name, error in listened.errors.items():

@@ -114,6 +114,33 @@ class Route:
 
 
 @dataclass
+class UnmatchedRoute:
+    """``[routing] unmatched = { sinks = [...], team = "..." }``: where a reactive record (one addressed to
+    a brand handle) that is not noise goes when no ``[[routes]]`` rule matched it."""
+
+    sinks: list[str]
+    team: str | None = None
+
+
+@dataclass
+class RoutingConfig:
+    """The ``[routing]`` block: settings of the routing decision beyond the rules themselves."""
+
+    #: The fallback for reactive, non-noise records no rule matched (None: such records stay unrouted).
+    unmatched: UnmatchedRoute | None = None
+
+
+@dataclass
+class IncidentsConfig:
+    """The ``[incidents]`` block: near-identical complaints from many accounts within ``window`` seconds
+    are grouped into one incident record the members link to."""
+
+    enabled: bool = True
+    window: float = 6 * 3600.0
+    min_accounts: int = 5
+
+
+@dataclass
 class LearningConfig:
     """Content-library terms (per type, optionally per language) and priority settings."""
 
@@ -236,6 +263,30 @@ class RouteSchema(_Block):
     continue_ = fields.Boolean(data_key="continue")
 
 
+class UnmatchedRouteSchema(_Block):
+    """``unmatched = {...}`` in ``[routing]``: the sinks and team of the fallback route."""
+
+    declares = UnmatchedRoute
+    sinks = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    team = fields.String(allow_none=True)
+
+
+class RoutingSchema(_Block):
+    """``[routing]``: the fallback route for reactive records no rule matched."""
+
+    declares = RoutingConfig
+    unmatched = fields.Nested(UnmatchedRouteSchema, allow_none=True)
+
+
+class IncidentsSchema(_Block):
+    """``[incidents]``: grouping outage waves (near-identical complaints from many accounts) into incidents."""
+
+    declares = IncidentsConfig
+    enabled = fields.Boolean()
+    window = fields.Float(validate=validate.Range(min=60))
+    min_accounts = fields.Integer(validate=validate.Range(min=2))
+
+
 class LearningSchema(_Block):
     """``[learning]``: content-library terms per type and the priority knobs."""
 
@@ -323,6 +374,8 @@ class ConfigFileSchema(StrictSchema):
     learning = fields.Dict(load_default=dict)
     api = fields.Dict(load_default=dict)
     privacy = fields.Dict(load_default=dict)
+    routing = fields.Dict(load_default=dict)
+    incidents = fields.Dict(load_default=dict)
 
 
 API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
@@ -362,6 +415,8 @@ class Config:
     secrets: frozenset[str] = frozenset()
     api: ApiConfig = field(default_factory=ApiConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
     deprecations: tuple[str, ...] = ()
 
@@ -492,6 +547,14 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
                 problems.add(block, "sinks", f"no sink named {sink!r} (sinks: {known})")
         if route is not None:
             routes.append(route)
+    routing = section(RoutingSchema(), "routing", top["routing"])
+    unmatched = top["routing"].get("unmatched")
+    if isinstance(unmatched, dict) and isinstance(unmatched.get("sinks"), list):
+        for sink in unmatched["sinks"]:
+            if isinstance(sink, str) and sink not in sink_names:
+                known = ", ".join(sorted(sink_names)) or "none defined"
+                problems.add("routing", "unmatched.sinks", f"no sink named {sink!r} (sinks: {known})")
+    incidents = section(IncidentsSchema(), "incidents", top["incidents"])
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -518,6 +581,8 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         secrets=frozenset(s for s in secrets if s),
         api=api,
         privacy=privacy,
+        routing=routing,
+        incidents=incidents,
         deprecations=deprecations,
     )
 

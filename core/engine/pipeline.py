@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
 from socialcrm.core.engine.donotengage import stored_keys
+from socialcrm.core.engine.incidents import group_incidents
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
@@ -21,7 +22,7 @@ from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.sdk.model import Page
 from socialcrm.core.engine.plugins import PluginManager
-from socialcrm.core.engine.routing import route
+from socialcrm.core.engine.routing import route, unrouted
 from socialcrm.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class ListenStats:
     reposts: int = 0
     own_posts: int = 0
     unreadable: int = 0
+    #: Records no sink receives although they are not noise (see ``routing.unrouted``).
+    unrouted: int = 0
+    #: Incidents opened: waves of near-identical complaints grouped into one incident record.
+    incidents: int = 0
     by_type: Counter = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
     paused: bool = False
@@ -143,8 +148,11 @@ class Pipeline:
                                                 for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
-                  stored_keys(self.store, tx, records, self.config.privacy))
-            queued = tx.save_page(cursor_key or source, page.cursor, captured.new, records, captured.reposts)
+                  stored_keys(self.store, tx, records, self.config.privacy), self.config.routing.unmatched)
+            incidents = group_incidents(tx, records, self.config.incidents, self.config.brand)
+            # An incident is saved before its members, so its outbox rows come first.
+            queued = tx.save_page(cursor_key or source, page.cursor, captured.new, [*incidents, *records],
+                                  captured.reposts)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)
@@ -154,6 +162,8 @@ class Pipeline:
         stats.reposts += sum(captured.reposts.values())
         stats.own_posts += captured.own_posts
         stats.unreadable += len(page.errors)
+        stats.unrouted += sum(1 for r in records if unrouted(r))
+        stats.incidents += len(incidents)
         stats.by_type.update(r.type for r in records)
 
     # --- engage ---
@@ -208,7 +218,7 @@ class Pipeline:
 
 def _merge(into: ListenStats, more: ListenStats) -> None:
     for name in ("pages", "fetched", "stored", "records", "queued", "duplicates", "reposts", "own_posts",
-                 "unreadable"):
+                 "unreadable", "unrouted", "incidents"):
         setattr(into, name, getattr(into, name) + getattr(more, name))
     into.by_type.update(more.by_type)
     into.errors.update(more.errors)

@@ -15,6 +15,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 RECORD_TYPES = ("case", "query", "rant", "rave", "lead", "rfe", "spam", "news", "other")
 NOISE_TYPES = frozenset({"spam", "news"})
+#: The type of an incident record: not learned from a post (so not one of RECORD_TYPES) but made when
+#: near-identical complaints from many accounts are grouped (``core.engine.incidents``).
+INCIDENT_TYPE = "incident"
 SENTIMENTS = ("positive", "neutral", "negative")
 ACTIONS = ("open_case", "answer", "create_lead", "log_request", "escalate", "thank", "none")
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -117,6 +120,33 @@ class Influence:
 
 
 @dataclass(slots=True)
+class IncidentSummary:
+    """What an incident record groups: how many member posts from how many accounts, the first and
+    last post's time, the terms they share and a few example posts (``{"id", "author", "content"}``)."""
+
+    posts: int
+    accounts: int
+    first_at: datetime
+    last_at: datetime
+    terms: list[str] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
+        return {"posts": self.posts, "accounts": self.accounts, "first_at": isoformat(self.first_at),
+                "last_at": isoformat(self.last_at), "terms": list(self.terms),
+                "examples": [dict(e) for e in self.examples]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IncidentSummary":
+        """Rebuild a summary from ``to_dict`` output."""
+        data = dict(data)
+        for name in ("first_at", "last_at"):
+            data[name] = utc(datetime.fromisoformat(data[name].replace("Z", "+00:00")))
+        return cls(**data)
+
+
+@dataclass(slots=True)
 class Record:
     """What learning made of one mention, and what every sink receives.
 
@@ -124,6 +154,9 @@ class Record:
     sink. ``reasons`` says in plain words which terms, scores and rules decided each field.
     ``conversation`` is the id of the thread's root post (a post that starts a thread is its own
     conversation); ``parent`` the post it answers, if any.
+
+    ``incident`` is the id of the incident record a grouped complaint belongs to; an incident record
+    itself has ``type = "incident"`` (``INCIDENT_TYPE``) and its ``incident_summary``.
     """
 
     id: str
@@ -149,6 +182,8 @@ class Record:
     confidence: float = 0.5  # how sure learning is of type and sentiment, 0-1
     conversation: str | None = None
     parent: str | None = None
+    incident: str | None = None
+    incident_summary: IncidentSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -165,7 +200,8 @@ class Record:
             "influence": {"score": i.score, "tier": i.tier}, "priority": self.priority, "mode": self.mode,
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
             "reposts": self.reposts, "confidence": self.confidence,
-            "conversation": self.conversation, "parent": self.parent,
+            "conversation": self.conversation, "parent": self.parent, "incident": self.incident,
+            "incident_summary": self.incident_summary.to_dict() if self.incident_summary else None,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 
@@ -178,6 +214,8 @@ class Record:
         data["sentiment"] = Sentiment(**data.get("sentiment") or {})
         data["influence"] = Influence(**data.get("influence") or {})
         data["engagement"] = Engagement(**data.get("engagement") or {})
+        if data.get("incident_summary"):
+            data["incident_summary"] = IncidentSummary.from_dict(data["incident_summary"])
         return cls(**data)
 
 
@@ -388,6 +426,6 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 __all__ = [
     "ACTIONS", "Author", "Delivery", "DeliveryStatus", "Engagement", "Influence", "Mention",
-    "MentionSchema", "MODES", "NOISE_TYPES", "Page", "PRIORITIES", "RECORD_TYPES", "Record",
+    "IncidentSummary", "INCIDENT_TYPE", "MentionSchema", "MODES", "NOISE_TYPES", "Page", "PRIORITIES", "RECORD_TYPES", "Record",
     "SENTIMENTS", "Sentiment", "describe_validation_error", "flatten_messages", "mention_from_json",
 ]

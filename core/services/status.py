@@ -14,8 +14,11 @@ from socialcrm.core.store import Store
 
 def delivery_report(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:
     """Per configured (or still queued-for) sink: rows in each state, the oldest undelivered age, the
-    circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts."""
-    return _delivery_report(store, config.sinks, config.max_pending, now=now)
+    circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts; and
+    ``unrouted``, the records no sink receives although they are not noise."""
+    report = _delivery_report(store, config.sinks, config.max_pending, now=now)
+    report["unrouted"] = store.unrouted_count()
+    return report
 
 
 def snapshot(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from socialcrm.core.store.records import Records
 from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
 from socialcrm.core.store.transaction import Transaction, WriteConflict
-from socialcrm.core.store.upgrade import add_audit_subjects
+from socialcrm.core.store.upgrade import add_audit_subjects, add_record_incident
 
 
 def _delegate(concern: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,6 +50,7 @@ class Store:
         self.db = Database(url)
         metadata.create_all(self.db.engine)
         add_audit_subjects(self.db)
+        add_record_incident(self.db)
         self.outbox = Outbox(self.db)
         self.records = Records(self.db)
         self.cursors = Cursors(self.db)
@@ -117,6 +118,7 @@ class Store:
     record_counts = _delegate("records", Records.record_counts)
     record_contents = _delegate("records", Records.record_contents)
     records_by_type = _delegate("records", Records.records_by_type)
+    unrouted_count = _delegate("records", Records.unrouted_count)
 
     # people's corrections
     apply_feedback = _delegate("corrections", Corrections.apply_feedback)

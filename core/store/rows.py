@@ -13,7 +13,7 @@ from socialcrm.core.sdk.model import Mention, Record, utc
 MENTION_COLUMNS = ("id", "network", "source", "native_id", "created_at", "author_id", "author_handle", "text", "lang",
                    "repost_of", "raw", "captured_at")
 RECORD_COLUMNS = ("id", "network", "source", "created_at", "type", "sentiment", "priority", "mode", "action",
-                  "influence", "fraud", "author_handle", "team", "route", "reposts", "data", "learned_at")
+                  "influence", "fraud", "author_handle", "team", "route", "reposts", "data", "learned_at", "incident")
 OUTBOX_COLUMNS = ("record_id", "sink", "priority", "state", "attempts", "next_attempt_at", "created_at", "updated_at")
 
 
@@ -33,7 +33,7 @@ def record_row(record: Record, now: float) -> tuple:
     return (record.id, record.network, record.source, naive_utc(record.created_at), record.type,
             record.sentiment.label, record.priority, record.mode, record.action, record.influence.score,
             record.fraud, record.author.handle, record.team, json.dumps(record.route), record.reposts,
-            orjson.dumps(record.to_dict()).decode(), now)
+            orjson.dumps(record.to_dict()).decode(), now, record.incident)
 
 
 def new_outbox_rows(record_id: str, priority: str, sinks: Iterable[str], now: float) -> list[tuple]:

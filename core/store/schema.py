@@ -47,8 +47,10 @@ records = Table(
     Column("reposts", Integer, nullable=False, default=0),
     Column("data", Text, nullable=False),
     Column("learned_at", Float, nullable=False),
+    Column("incident", String(300)),  # the incident record a grouped complaint belongs to
 )
 Index("ix_records_created", records.c.created_at)
+Index("ix_records_incident", records.c.incident)
 Index("ix_records_type", records.c.type, records.c.created_at)
 
 cursors = Table(
@@ -151,6 +153,22 @@ fingerprints = Table(
     Column("last_at", Float, nullable=False),
 )
 
+# Groups of near-identical complaints (``core.engine.incidents``): each keeps its key terms, members and
+# accounts while it forms; ``opened`` once it has enough accounts and its incident record (id ``id``) exists.
+incidents = Table(
+    "incidents", metadata,
+    Column("id", String(300), primary_key=True),
+    Column("terms", Text, nullable=False),  # JSON list: the key terms members share (the group's signature)
+    Column("members", Text, nullable=False),  # JSON list of member record ids
+    Column("authors", Text, nullable=False),  # JSON list of member author keys
+    Column("examples", Text, nullable=False),  # JSON list of up to 3 example posts
+    Column("first_at", DateTime, nullable=False),
+    Column("last_at", DateTime, nullable=False),
+    Column("opened", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_incidents_last", incidents.c.last_at)
+
 # Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
 do_not_engage = Table(
     "do_not_engage", metadata,
@@ -160,5 +178,5 @@ do_not_engage = Table(
     Column("added_by", String(255), nullable=False),
 )
 
-__all__ = ["OPEN", "OPEN_STATES", "audit", "cursors", "do_not_engage", "feedback", "fingerprints", "mentions",
+__all__ = ["OPEN", "OPEN_STATES", "audit", "cursors", "do_not_engage", "feedback", "fingerprints", "incidents", "mentions",
            "metadata", "outbox", "records", "sink_calls", "sink_state"]

@@ -2,7 +2,9 @@
 
 ``create_all`` makes missing tables but never changes existing ones. The audit table gained the
 columns naming what an entry is about (``record_id``, ``outbox_id``, ``sink``, ``author_key``): an
-older database gets them added, indexed and filled in from each entry's JSON detail, once.
+older database gets them added, indexed and filled in from each entry's JSON detail, once. The
+records table gained ``incident`` (the incident a grouped complaint belongs to): an older database
+gets it added, empty (nothing was grouped before it existed).
 """
 from __future__ import annotations
 
@@ -57,3 +59,16 @@ def add_audit_subjects(db: Database) -> None:
             conn.execute(update(audit).where(audit.c.id == bindparam("entry"))
                          .values({name: bindparam(f"new_{name}") for name in SUBJECTS}),
                          [{"entry": row["entry"], **{f"new_{name}": row[name] for name in SUBJECTS}} for row in rows])
+
+
+def add_record_incident(db: Database) -> None:
+    """Add the records table's ``incident`` column (and its index) when an older layout lacks it."""
+    present = {column["name"] for column in inspect(db.engine).get_columns("records")}
+    if "incident" in present:
+        return
+    log.warning("the records table predates its incident column: adding it")
+    column = records.c.incident
+    with db.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE records ADD COLUMN incident {column.type.compile(db.engine.dialect)}")
+        for index in records.indexes:
+            index.create(conn, checkfirst=True)

@@ -52,3 +52,5 @@ def register_commands(cli: click.Group) -> None:
         state = "listening PAUSED until the sinks catch up" if pressure["paused"] else "listening"
         console.print(f"outbox: {pressure['open']} undelivered of {pressure['max_pending']} allowed "
                       f"(store.max_pending): {state}")
+        console.print(f"unrouted: {report['unrouted']} records reach no sink although they are not noise "
+                      f"(set [routing] unmatched to give them a fallback)")
