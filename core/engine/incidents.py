@@ -2,9 +2,10 @@
 
 Each complaint (a ``case`` or ``rant``) is reduced to its key terms: the words of the post once links,
 handles, numbers, punctuation and the brand's own names are taken out, so what is left says the fault,
-the place and the product ("no internet leeds fibre since morning"). A complaint joins the group, still
-open within ``[incidents] window`` of its last post, whose key terms it shares most (Jaccard similarity
-of the two term sets, at least ``SIMILARITY``), or starts a group of its own. A group with posts from
+the place and the product ("no internet leeds fibre since morning"). A group's signature is the terms
+at least half its members use. A complaint joins the group, still open within ``[incidents] window``
+of its last post, whose signature it shares most (Jaccard similarity of the two term sets, at least
+``SIMILARITY``), or starts a group of its own. A group with posts from
 ``min_accounts`` accounts becomes an incident: one record of type ``incident`` (``INCIDENT_TYPE``) with
 its ``incident_summary`` (posts, accounts, first and last post, the terms most members share, example
 posts), routed to the members' sinks, while every member keeps its own record, linked by
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -87,7 +87,7 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
         if group is None:
             group = _new_group(record, terms)
             groups.append(group)
-        _add_member(group, record)
+        _add_member(group, record, terms)
         touched[group["id"]] = group
         joined.setdefault(group["id"], []).append(record)
     opened: list[Record] = []
@@ -104,7 +104,7 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
             tx.rewrite_records(earlier)
             opened.append(incident_record(group, [*earlier, *members]))
             log.info("incident %s: %d near-identical complaints from %d accounts (%s)", group_id,
-                     len(group["members"]), len(set(group["authors"])), ", ".join(group["terms"][:5]))
+                     len(group["members"]), len(set(group["authors"])), ", ".join(top_terms(group)[:5]))
     tx.save_incident_groups(list(touched.values()))
     return opened
 
@@ -115,7 +115,7 @@ def _best_group(groups: list[dict[str, Any]], terms: frozenset[str], at: datetim
     for group in groups:
         if at - group["last_at"] > window or group["first_at"] - at > window:
             continue
-        score = similarity(terms, frozenset(group["terms"]))
+        score = similarity(terms, signature(group))
         if score >= best_score:
             best, best_score = group, score
     return best
@@ -124,12 +124,26 @@ def _best_group(groups: list[dict[str, Any]], terms: frozenset[str], at: datetim
 def _new_group(seed: Record, terms: frozenset[str]) -> dict[str, Any]:
     """A group seeded by one complaint: its key terms are the group's signature."""
     digest = hashlib.sha1(seed.id.encode("utf-8")).hexdigest()[:20]
-    return {"id": f"incident:{digest}", "terms": sorted(terms), "members": [], "authors": [], "examples": [],
+    return {"id": f"incident:{digest}", "terms": {}, "members": [], "authors": [], "examples": [],
             "first_at": seed.created_at, "last_at": seed.created_at, "opened": False}
 
 
-def _add_member(group: dict[str, Any], record: Record) -> None:
+def signature(group: dict[str, Any]) -> frozenset[str]:
+    """The terms at least half of a group's members use (``terms`` counts members per term)."""
+    members = len(group["members"])
+    return frozenset(t for t, n in group["terms"].items() if 2 * n >= members)
+
+
+def top_terms(group: dict[str, Any]) -> list[str]:
+    """The group's signature, the terms most members use first."""
+    core = signature(group)
+    return sorted(core, key=lambda t: (-group["terms"][t], t))[:TOP_TERMS]
+
+
+def _add_member(group: dict[str, Any], record: Record, terms: frozenset[str]) -> None:
     group["members"].append(record.id)
+    for term in terms:
+        group["terms"][term] = group["terms"].get(term, 0) + 1
     key = author_key(record)
     if key not in group["authors"]:
         group["authors"].append(key)
@@ -145,42 +159,48 @@ def _link(members: Iterable[Record], group: dict[str, Any]) -> None:
     for record in members:
         record.incident = group["id"]
         record.reasons.append(f"incident {group['id']}: one of {len(group['members'])} near-identical complaints "
-                              f"from {accounts} accounts sharing the terms {', '.join(group['terms'][:TOP_TERMS])}")
+                              f"from {accounts} accounts sharing the terms {', '.join(top_terms(group))}")
 
 
-def _summary(group: dict[str, Any], members: Sequence[Record] = ()) -> IncidentSummary:
-    counts = Counter(t for r in members for t in key_terms(r.content)) if members else Counter()
-    signature = group["terms"]
-    terms = sorted(signature, key=lambda t: (-counts[t], signature.index(t)))[:TOP_TERMS]
+def _summary(group: dict[str, Any]) -> IncidentSummary:
     return IncidentSummary(posts=len(group["members"]), accounts=len(set(group["authors"])),
-                           first_at=group["first_at"], last_at=group["last_at"], terms=terms,
+                           first_at=group["first_at"], last_at=group["last_at"], terms=top_terms(group),
                            examples=list(group["examples"]))
+
+
+def _reason(summary: IncidentSummary, route: Sequence[str]) -> str:
+    minutes = (summary.last_at - summary.first_at).total_seconds() / 60
+    return (f"incident: {summary.posts} complaints from {summary.accounts} accounts within {minutes:.0f} minutes "
+            f"share the terms {', '.join(summary.terms)} (Jaccard similarity >= {SIMILARITY}); routed to the "
+            f"members' sinks -> {', '.join(route) or 'no sink'}")
+
+
+def _describe(summary: IncidentSummary, first: str) -> str:
+    return (f"Incident: {summary.posts} near-identical complaints from {summary.accounts} accounts "
+            f"({', '.join(summary.terms[:5])}). First: {first}")
 
 
 def incident_record(group: dict[str, Any], members: Sequence[Record]) -> Record:
     """The incident record of a group that opens now: routed to every sink its members go to, at the
     highest priority among them, so the parent reaches each sink before (or with) its members."""
-    summary = _summary(group, members)
+    summary = _summary(group)
     first = min(members, key=lambda r: r.created_at)
     route = list(dict.fromkeys(sink for r in members for sink in r.route))
     priority = min((r.priority for r in members), key=PRIORITIES.index)
-    content = (f"Incident: {summary.posts} near-identical complaints from {summary.accounts} accounts "
-               f"({', '.join(summary.terms[:5])}). First: {first.content}")
+    content = _describe(summary, first.content)
     return Record(
         id=group["id"], network=first.network, content=content, created_at=group["first_at"], source=first.source,
         lang=first.lang, type=INCIDENT_TYPE, sentiment=Sentiment("negative", -0.5), action="open_case",
         priority=priority, mode="reactive", route=route, team=next((r.team for r in members if r.team), None),
-        reasons=[f"incident: {summary.posts} complaints from {summary.accounts} accounts within "
-                 f"{(summary.last_at - summary.first_at).total_seconds() / 60:.0f} minutes share the terms "
-                 f"{', '.join(summary.terms)} (Jaccard similarity >= {SIMILARITY}); routed to the members' sinks "
-                 f"-> {', '.join(route) or 'no sink'}"],
+        reasons=[_reason(summary, route)],
         incident_summary=summary)
 
 
 def _refresh_incident(tx: "Transaction", group: dict[str, Any]) -> None:
     """Bring a stored incident record's counts up to date as members join an open incident."""
     for record in tx.stored_records([group["id"]]):
-        fresh = _summary(group)
-        fresh.terms = record.incident_summary.terms if record.incident_summary else fresh.terms
-        record.incident_summary = fresh
+        first = record.content.split(" First: ", 1)[-1]
+        record.incident_summary = _summary(group)
+        record.content = _describe(record.incident_summary, first)
+        record.reasons[0] = _reason(record.incident_summary, record.route)
         tx.rewrite_records([record])

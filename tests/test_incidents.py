@@ -1,0 +1,169 @@
+"""Outage waves become one incident (issue #16): a wave of 125 near-identical complaints from 40 accounts,
+mixed into the bundled sample traffic, makes exactly one incident record that 125 member records link to,
+delivered to Zendesk as a problem ticket before its members' incident tickets; nothing else is grouped."""
+import importlib.util
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import responses
+
+from socialcrm import INCIDENT_TYPE
+from socialcrm.core.engine.config import load_config
+from socialcrm.core.engine.incidents import key_terms, similarity
+from socialcrm.core.engine.pipeline import Pipeline
+from socialcrm.testing import FakeClock
+
+DEMO = Path(__file__).resolve().parent.parent / "samples" / "demo.toml"
+
+
+def _zendesk_test_module():
+    """tests/test_sink_zendesk.py, for its fake Zendesk (test modules are imported by path, not by name)."""
+    spec = importlib.util.spec_from_file_location("zendesk_fake", Path(__file__).with_name("test_sink_zendesk.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_ZENDESK = _zendesk_test_module()
+FakeZendesk, TOKEN = _ZENDESK.FakeZendesk, _ZENDESK.TOKEN
+SAMPLES = DEMO.with_name("mentions.jsonl")
+START = datetime(2026, 10, 20, 7, 55, tzinfo=timezone.utc)
+OPENINGS = ["@BrightwaveHelp", "@BrightwaveHelp hi,", "@BrightwaveHelp hello", "@BrightwaveHelp again:"]
+CORE = "no internet in Leeds since 8am, WaveBox light flashing red, fibre down"
+ENDINGS = ["", "", "any update?", "is there an outage?", "working from home today too", "please fix",
+           "#outage", "what is going on", "still nothing", "LS6 here"]
+
+
+def wave(posts: int = 125, accounts: int = 40, seed: int = 16) -> list[dict]:
+    """``posts`` complaints of one fault, place and product from ``accounts`` accounts, a minute or so apart."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(posts):
+        account = n % accounts
+        text = " ".join(part for part in (rng.choice(OPENINGS), CORE, rng.choice(ENDINGS)) if part)
+        at = START + timedelta(seconds=50 * n + rng.randint(0, 40))
+        out.append({"network": "x", "id": f"77{n:05d}", "text": text, "lang": "en",
+                    "created_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "author": {"id": f"9{account:04d}", "handle": f"leeds_resident_{account}", "followers": 120},
+                    "engagement": {"likes": 0, "reposts": 0, "replies": 0, "quotes": 0}})
+    return out
+
+
+def mixed_traffic(posts: int = 125, accounts: int = 40) -> list[dict]:
+    """The bundled sample mentions (ordinary traffic) with the wave merged in by time."""
+    ordinary = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(ordinary + wave(posts, accounts), key=lambda m: m["created_at"])
+
+
+ZENDESK_HELPDESK = f"""[sinks.helpdesk]
+plugin = "zendesk"
+base_url = "https://acme.zendesk.com"
+email = "social-bot@acme.com"
+api_token = "{TOKEN}"
+poll_interval = 0
+"""
+
+
+def _config(tmp_path, plugins, *, helpdesk: str | None = None, incidents: str | None = None):
+    (tmp_path / "mentions.jsonl").write_text("".join(json.dumps(m) + "\n" for m in mixed_traffic()),
+                                             encoding="utf-8")
+    text = DEMO.read_text(encoding="utf-8").replace("{samples}", str(tmp_path)).replace("{out}", str(tmp_path))
+    if helpdesk:
+        text = text.replace(f'[sinks.helpdesk]\nplugin = "jsonl"\npath = "{tmp_path}/helpdesk.jsonl"\n', helpdesk)
+    if incidents:
+        block = "[incidents]\nenabled = true\nwindow = 21600\nmin_accounts = 5\n"
+        assert block in text
+        text = text.replace(block, incidents)
+    path = tmp_path / "socialcrm.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, plugins)
+
+
+@pytest.fixture
+def zendesk():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeZendesk(rsps, FakeClock(), uses=("search", "by_external_id", "create_many", "users_many",
+                                                   "show_one", "show_many"))
+
+
+def test_a_wave_of_125_posts_from_40_accounts_becomes_one_incident_in_zendesk(tmp_path, plugins, zendesk):
+    pipeline = Pipeline(_config(tmp_path, plugins, helpdesk=ZENDESK_HELPDESK), plugins)
+    listened, delivered = pipeline.run_once()
+    records = list(pipeline.store.iter_records())
+    incidents = [r for r in records if r.type == INCIDENT_TYPE]
+    members = [r for r in records if r.incident]
+    wave_ids = {f"x:{m['id']}" for m in wave()}
+
+    # Exactly one incident; its 125 members are the wave's posts, each still a record of its own.
+    assert listened.incidents == 1 and len(incidents) == 1
+    incident = incidents[0]
+    assert {r.id for r in members} == wave_ids and all(r.incident == incident.id for r in members)
+    assert all(r.type == "case" for r in members)
+    summary = incident.incident_summary
+    assert (summary.posts, summary.accounts) == (125, 40)
+    wave_times = sorted(datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")) for m in wave())
+    assert (summary.first_at, summary.last_at) == (wave_times[0], wave_times[-1])
+    assert summary.first_at >= START
+    assert {"internet", "leeds", "fibre", "flashing"} <= set(summary.terms)
+    assert len(summary.examples) == 3 and all(e["id"] in wave_ids for e in summary.examples)
+    assert incident.route == ["helpdesk"] and incident.mode == "reactive"
+
+    # Grouping is explained, on the incident and on every member.
+    assert incident.reasons[0].startswith("incident: 125 complaints from 40 accounts")
+    assert all(any(reason.startswith(f"incident {incident.id}: one of") for reason in r.reasons) for r in members)
+
+    # Zendesk: one problem ticket, made before the 125 incident tickets that name it as their problem.
+    tickets = [t for call in zendesk.bodies["tickets"] for t in call]
+    problems = [t for t in tickets if t.get("type") == "problem" and t["external_id"] == incident.id]
+    assert len(problems) == 1 and zendesk.bodies["tickets"][0] == problems
+    problem_id = next(i for i, t in zendesk.tickets.items() if t["external_id"] == incident.id)
+    linked = [t for t in tickets if t.get("problem_id") is not None]
+    assert {t["external_id"] for t in linked} == wave_ids
+    assert all(t["problem_id"] == problem_id and t["type"] == "incident" for t in linked)
+    assert sum(1 for t in tickets if t["external_id"] in wave_ids) == 125  # each once
+    # Calls counted: the problem's own pass (search, requesters, create, poll), then the batch's.
+    assert delivered.calls["helpdesk"] == len(zendesk.requests)
+    # The problem: search, create_many, its job (3). The batch's 321 other tickets: search, 3 requester
+    # calls of up to 100 and their jobs, 4 create_many of up to 100 and their jobs (10).
+    assert len(zendesk.requests) == 13
+    assert len(zendesk.calls("/api/v2/tickets/create_many")) == 5
+    assert delivered.delivered["helpdesk"] == len(tickets)
+
+
+def test_nothing_else_in_ordinary_traffic_is_grouped(tmp_path, plugins):
+    pipeline = Pipeline(_config(tmp_path, plugins), plugins)
+    pipeline.run_once()
+    records = list(pipeline.store.iter_records())
+    assert sum(r.type == INCIDENT_TYPE for r in records) == 1
+    assert sum(1 for r in records if r.incident) == 125
+    helpdesk = [json.loads(line) for line in (tmp_path / "helpdesk.jsonl").read_text().splitlines()]
+    incident = next(r for r in helpdesk if r["type"] == INCIDENT_TYPE)
+    # The file sinks carry the fields; the incident is written before its first member.
+    assert incident["incident_summary"]["posts"] == 125
+    first_member = next(i for i, r in enumerate(helpdesk) if r["incident"] == incident["id"])
+    assert helpdesk.index(incident) < first_member
+
+
+def test_grouping_can_be_turned_off(tmp_path, plugins):
+    pipeline = Pipeline(_config(tmp_path, plugins, incidents="[incidents]\nenabled = false\n"), plugins)
+    listened, _ = pipeline.run_once()
+    records = list(pipeline.store.iter_records())
+    assert listened.incidents == 0
+    assert not any(r.type == INCIDENT_TYPE or r.incident for r in records)
+    assert not any("incident" in reason for r in records for reason in r.reasons)
+
+
+def test_fewer_accounts_than_min_accounts_make_no_incident(tmp_path, plugins):
+    pipeline = Pipeline(_config(tmp_path, plugins, incidents="[incidents]\nenabled = true\nmin_accounts = 41\n"),
+                        plugins)
+    pipeline.run_once()
+    assert not any(r.incident for r in pipeline.store.iter_records())
+
+
+def test_key_terms_drop_links_handles_numbers_and_the_brand():
+    terms = key_terms("@BrightwaveHelp no internet in Leeds since 8am https://x.co/1 Brightwave", {"brightwave"})
+    assert terms == {"internet", "leeds", "since"}
+    assert similarity(frozenset({"a", "b"}), frozenset({"b", "c"})) == pytest.approx(1 / 3)
