@@ -19,15 +19,15 @@ from socialcrm.testing import FakeClock
 DEMO = Path(__file__).resolve().parent.parent / "samples" / "demo.toml"
 
 
-def _zendesk_test_module():
-    """tests/test_sink_zendesk.py, for its fake Zendesk (test modules are imported by path, not by name)."""
-    spec = importlib.util.spec_from_file_location("zendesk_fake", Path(__file__).with_name("test_sink_zendesk.py"))
+def _sink_test_module(name: str):
+    """tests/test_sink_NAME.py, for its fake vendor (test modules are imported by path, not by name)."""
+    spec = importlib.util.spec_from_file_location(f"fake_{name}", Path(__file__).with_name(f"test_sink_{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_ZENDESK = _zendesk_test_module()
+_ZENDESK, _SALESFORCE, _JIRA = (_sink_test_module(name) for name in ("zendesk", "salesforce", "jira"))
 FakeZendesk, TOKEN = _ZENDESK.FakeZendesk, _ZENDESK.TOKEN
 SAMPLES = DEMO.with_name("mentions.jsonl")
 START = datetime(2026, 10, 20, 7, 55, tzinfo=timezone.utc)
@@ -167,3 +167,76 @@ def test_key_terms_drop_links_handles_numbers_and_the_brand():
     terms = key_terms("@BrightwaveHelp no internet in Leeds since 8am https://x.co/1 Brightwave", {"brightwave"})
     assert terms == {"internet", "leeds", "since"}
     assert similarity(frozenset({"a", "b"}), frozenset({"b", "c"})) == pytest.approx(1 / 3)
+
+
+def _incident_and_members(make_record, members: int = 2):
+    """An incident record and its member records, built with a sink test's ``record`` helper."""
+    people = [make_record(n) for n in range(1, members + 1)]
+    parent = make_record(99)
+    parent.id, parent.type = "incident:0123456789abcdef0123", INCIDENT_TYPE
+    for person in people:
+        person.incident = parent.id
+    return parent, people
+
+
+def test_salesforce_upserts_the_parent_case_first_and_members_name_it_by_external_id():
+    with responses.RequestsMock() as rsps:
+        org = _SALESFORCE.FakeOrg(rsps)
+        parent, people = _incident_and_members(_SALESFORCE.record)
+        deliveries = _SALESFORCE.make_sink().send([*people, parent])
+    assert all(d.status.value == "delivered" for d in deliveries) and len(deliveries) == 3
+    [composite] = org.composites
+    first, second = composite["compositeRequest"]
+    assert [r["Social_Record_Id__c"] for r in first["body"]["records"]] == [parent.id]
+    assert "Parent" not in first["body"]["records"][0]
+    assert [r["Parent"] for r in second["body"]["records"]] == [{"Social_Record_Id__c": parent.id}] * 2
+    assert org.rows["Case"][parent.id]["Social_Type__c"] == INCIDENT_TYPE
+
+
+@responses.activate
+def test_jira_creates_the_incident_issue_first_and_links_each_member_issue_to_it():
+    site = _JIRA.SITE
+    responses.post(_JIRA.SEARCH, json=_JIRA.payload("search.jql.empty.json"))
+    responses.post(_JIRA.BULK, json={"issues": [{"id": "10100", "key": "ED-100", "self": f"{site}/rest/api/3/issue/10100"}],
+                                     "errors": []}, status=201)
+    responses.post(_JIRA.BULK, json=_JIRA.payload("issue.bulk.201.json"), status=201)
+    parent, people = _incident_and_members(_JIRA.record)
+    deliveries = {d.record_id: d for d in _JIRA.make_sink().send([*people, parent])}
+    assert deliveries[parent.id].external_id == "ED-100"
+    first, second = _JIRA.bodies(_JIRA.BULK)
+    assert len(first["issueUpdates"]) == 1 and "update" not in first["issueUpdates"][0]
+    links = [u["update"]["issuelinks"] for u in second["issueUpdates"]]
+    assert links == [[{"add": {"type": {"name": "Relates"}, "outwardIssue": {"key": "ED-100"}}}]] * 2
+
+
+@responses.activate
+def test_jira_members_wait_while_their_incident_has_no_issue():
+    responses.post(_JIRA.SEARCH, json=_JIRA.payload("search.jql.empty.json"))
+    _, people = _incident_and_members(_JIRA.record)
+    deliveries = _JIRA.make_sink().send(people)
+    assert [d.status.value for d in deliveries] == ["retry", "retry"]
+    assert all("waiting for the Jira issue of incident:" in d.error for d in deliveries)
+
+
+def test_zendesk_members_wait_while_their_problem_ticket_does_not_exist(zendesk):
+    parent, people = _incident_and_members(_ZENDESK.record)
+    deliveries = _ZENDESK.make_sink(FakeClock()).send(people)
+    assert [d.status.value for d in deliveries] == ["retry", "retry"]
+    assert zendesk.calls("/api/v2/tickets") and not zendesk.calls("/api/v2/tickets/create_many")
+
+
+def test_an_older_database_gains_the_incident_column(tmp_path):
+    from sqlalchemy import Column, MetaData, Table, create_engine, inspect
+
+    from socialcrm.core.store import Store
+    from socialcrm.core.store.schema import records
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = MetaData()
+    Table("records", old, *(Column(c.name, c.type, primary_key=c.primary_key) for c in records.columns
+                            if c.name != "incident"))
+    engine = create_engine(url)
+    old.create_all(engine)
+    engine.dispose()
+    store = Store(url)
+    assert "incident" in {c["name"] for c in inspect(store.db.engine).get_columns("records")}
+    store.close()
