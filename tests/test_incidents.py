@@ -240,3 +240,15 @@ def test_an_older_database_gains_the_incident_column(tmp_path):
     store = Store(url)
     assert "incident" in {c["name"] for c in inspect(store.db.engine).get_columns("records")}
     store.close()
+
+
+def test_erasing_a_member_takes_their_post_out_of_the_incident(tmp_path, plugins):
+    pipeline = Pipeline(_config(tmp_path, plugins), plugins)
+    pipeline.run_once()
+    [incident] = [r for r in pipeline.store.iter_records() if r.type == INCIDENT_TYPE]
+    example = incident.incident_summary.examples[0]
+    pipeline.store.erase_author("x", example["author"], actor="test", author_hash="h")
+    stored = pipeline.store.get_record(incident.id)
+    assert example["id"] not in {e["id"] for e in stored.incident_summary.examples}
+    assert all(example["author"] not in json.dumps(e) for e in stored.incident_summary.examples)
+    assert example["content"] not in stored.content

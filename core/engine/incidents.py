@@ -66,10 +66,11 @@ def author_key(record: Record) -> str:
 
 
 def group_incidents(tx: "Transaction", records: Sequence[Record], config: IncidentsConfig,
-                    brand: Brand) -> list[Record]:
-    """Group this page's complaints with each other and with the stored groups; link members of
-    incidents (this page's records in place, earlier pages' in the store) and return the incident
-    records that open now, to be saved with the page before their members."""
+                    brand: Brand) -> list[tuple[dict[str, Any], list[Record]]]:
+    """Group this page's complaints with each other and with the stored groups, and link members of
+    incidents (this page's records in place, earlier pages' in the store). Returns the groups that
+    become incidents now, each with its members: once this page is routed, ``incident_record`` makes
+    their incident records, to be saved with the page before their members."""
     complaints = sorted((r for r in records if r.type in COMPLAINT_TYPES and r.incident is None),
                         key=lambda r: r.created_at)
     if not config.enabled or not complaints:
@@ -90,7 +91,7 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
         _add_member(group, record, terms)
         touched[group["id"]] = group
         joined.setdefault(group["id"], []).append(record)
-    opened: list[Record] = []
+    opened: list[tuple[dict[str, Any], list[Record]]] = []
     for group_id, group in touched.items():
         members = joined[group_id]
         if group["opened"]:
@@ -102,7 +103,7 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
             _link(members, group)
             _link(earlier, group)
             tx.rewrite_records(earlier)
-            opened.append(incident_record(group, [*earlier, *members]))
+            opened.append((group, [*earlier, *members]))
             log.info("incident %s: %d near-identical complaints from %d accounts (%s)", group_id,
                      len(group["members"]), len(set(group["authors"])), ", ".join(top_terms(group)[:5]))
     tx.save_incident_groups(list(touched.values()))
@@ -175,9 +176,10 @@ def _reason(summary: IncidentSummary, route: Sequence[str]) -> str:
             f"members' sinks -> {', '.join(route) or 'no sink'}")
 
 
-def _describe(summary: IncidentSummary, first: str) -> str:
-    return (f"Incident: {summary.posts} near-identical complaints from {summary.accounts} accounts "
-            f"({', '.join(summary.terms[:5])}). First: {first}")
+def _describe(summary: IncidentSummary) -> str:
+    """The incident record's content: no member's words, which stay in the (erasable) examples."""
+    return (f"Incident: {summary.posts} near-identical complaints from {summary.accounts} accounts: "
+            f"{', '.join(summary.terms[:5])}")
 
 
 def incident_record(group: dict[str, Any], members: Sequence[Record]) -> Record:
@@ -187,7 +189,7 @@ def incident_record(group: dict[str, Any], members: Sequence[Record]) -> Record:
     first = min(members, key=lambda r: r.created_at)
     route = list(dict.fromkeys(sink for r in members for sink in r.route))
     priority = min((r.priority for r in members), key=PRIORITIES.index)
-    content = _describe(summary, first.content)
+    content = _describe(summary)
     return Record(
         id=group["id"], network=first.network, content=content, created_at=group["first_at"], source=first.source,
         lang=first.lang, type=INCIDENT_TYPE, sentiment=Sentiment("negative", -0.5), action="open_case",
@@ -199,8 +201,7 @@ def incident_record(group: dict[str, Any], members: Sequence[Record]) -> Record:
 def _refresh_incident(tx: "Transaction", group: dict[str, Any]) -> None:
     """Bring a stored incident record's counts up to date as members join an open incident."""
     for record in tx.stored_records([group["id"]]):
-        first = record.content.split(" First: ", 1)[-1]
         record.incident_summary = _summary(group)
-        record.content = _describe(record.incident_summary, first)
+        record.content = _describe(record.incident_summary)
         record.reasons[0] = _reason(record.incident_summary, record.route)
         tx.rewrite_records([record])

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
 from socialcrm.core.engine.donotengage import stored_keys
-from socialcrm.core.engine.incidents import group_incidents
+from socialcrm.core.engine.incidents import group_incidents, incident_record
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
@@ -147,9 +147,10 @@ class Pipeline:
             repeats = count_stored_repeats(tx, [(fingerprint(m.text), f"{m.network}:{m.author.id or m.author.handle}")
                                                 for m in captured.to_learn])
             records = self.learner.learn(captured.to_learn, repeats)
+            opened = group_incidents(tx, records, self.config.incidents, self.config.brand)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(self.store, tx, records, self.config.privacy), self.config.routing.unmatched)
-            incidents = group_incidents(tx, records, self.config.incidents, self.config.brand)
+            incidents = [incident_record(group, members) for group, members in opened]
             # An incident is saved before its members, so its outbox rows come first.
             queued = tx.save_page(cursor_key or source, page.cursor, captured.new, [*incidents, *records],
                                   captured.reposts)

@@ -72,3 +72,29 @@ def rewrite_records(conn: Connection, changed: Sequence[Record]) -> None:
             data=bindparam("new_data"), incident=bindparam("new_incident")),
             [{"rid": r.id, "new_data": orjson.dumps(r.to_dict()).decode(), "new_incident": r.incident}
              for r in changed])
+
+
+def forget_records(conn: Connection, erased: Sequence[Record]) -> int:
+    """Take erased records out of every group (members, example posts, their author's key) and out of
+    the example posts of the incident records; returns how many groups changed."""
+    ids = {r.id for r in erased}
+    if not ids:
+        return 0
+    authors = {f"{r.network}:{r.author.id or r.author.handle or r.id}" for r in erased}
+    changed = 0
+    for row in conn.execute(select(incidents.c.id, incidents.c.members, incidents.c.authors,
+                                   incidents.c.examples)).all():
+        members = json.loads(row.members)
+        if not ids.intersection(members):
+            continue
+        changed += 1
+        examples = [e for e in json.loads(row.examples) if e["id"] not in ids]
+        conn.execute(update(incidents).where(incidents.c.id == row.id).values(
+            members=json.dumps([m for m in members if m not in ids]),
+            authors=json.dumps([a for a in json.loads(row.authors) if a not in authors]),
+            examples=json.dumps(examples)))
+        for record in stored_records(conn, [row.id]):
+            if record.incident_summary:
+                record.incident_summary.examples = examples
+                rewrite_records(conn, [record])
+    return changed

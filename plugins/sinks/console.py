@@ -30,12 +30,20 @@ class ConsoleSink(Sink):
         for r in records:
             text = " ".join(r.content.split())
             sys.stdout.write(f"[{r.priority}] {r.type:<5} {r.sentiment.label:<8} {r.network}/@{r.author.handle} "
-                             f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}\n")
+                             f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}"
+                             f"{_incident_note(r)}\n")
             if self.config["reasons"]:
                 for reason in r.reasons:
                     sys.stdout.write(f"      - {reason}\n")
         sys.stdout.flush()
         return [Delivery.delivered(r.id, external_id=r.id) for r in records]
+
+
+def _incident_note(record: Record) -> str:
+    """`` [incident ID]`` for a member of an incident, `` [N posts from M accounts]`` for the incident itself."""
+    if record.incident_summary:
+        return f" [{record.incident_summary.posts} posts from {record.incident_summary.accounts} accounts]"
+    return f" [{record.incident}]" if record.incident else ""
 
 
 @hookimpl
