@@ -29,6 +29,7 @@ def _sink_test_module(name: str):
 
 _ZENDESK, _SALESFORCE, _JIRA = (_sink_test_module(name) for name in ("zendesk", "salesforce", "jira"))
 FakeZendesk, TOKEN = _ZENDESK.FakeZendesk, _ZENDESK.TOKEN
+spec = _ZENDESK.spec  # the Zendesk OpenAPI document, as a fixture
 SAMPLES = DEMO.with_name("mentions.jsonl")
 START = datetime(2026, 10, 20, 7, 55, tzinfo=timezone.utc)
 OPENINGS = ["@BrightwaveHelp", "@BrightwaveHelp hi,", "@BrightwaveHelp hello", "@BrightwaveHelp again:"]
@@ -252,3 +253,16 @@ def test_erasing_a_member_takes_their_post_out_of_the_incident(tmp_path, plugins
     assert example["id"] not in {e["id"] for e in stored.incident_summary.examples}
     assert all(example["author"] not in json.dumps(e) for e in stored.incident_summary.examples)
     assert example["content"] not in stored.content
+
+
+def test_problem_and_incident_tickets_follow_the_zendesk_spec(spec, zendesk):
+    parent, people = _incident_and_members(_ZENDESK.record)
+    _ZENDESK.make_sink(FakeClock()).send([*people, parent])
+    body = spec["paths"]["/api/v2/tickets/create_many"]["post"]["requestBody"]["content"]["application/json"]
+    ticket = _ZENDESK._schema(spec, _ZENDESK._schema(spec, body["schema"])["properties"]["tickets"]["items"])
+    fields = ticket["properties"]
+    problem, member = zendesk.bodies["tickets"][0][0], zendesk.bodies["tickets"][1][0]
+    assert set(problem) <= set(fields) and set(member) <= set(fields)
+    kinds = _ZENDESK._schema(spec, fields["type"]).get("enum", ["problem", "incident"])
+    assert (problem["type"], member["type"]) == ("problem", "incident") and {"problem", "incident"} <= set(kinds)
+    assert member["problem_id"] == next(i for i, t in zendesk.tickets.items() if t["external_id"] == parent.id)

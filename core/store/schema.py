@@ -158,7 +158,7 @@ fingerprints = Table(
 incidents = Table(
     "incidents", metadata,
     Column("id", String(300), primary_key=True),
-    Column("terms", Text, nullable=False),  # JSON list: the key terms members share (the group's signature)
+    Column("terms", Text, nullable=False),  # JSON object: key term -> how many members use it
     Column("members", Text, nullable=False),  # JSON list of member record ids
     Column("authors", Text, nullable=False),  # JSON list of member author keys
     Column("examples", Text, nullable=False),  # JSON list of up to 3 example posts
