@@ -25,9 +25,9 @@ from .core.sdk.htmltext import html_to_text
 from .core.sdk.http import (HttpClient, RateLimitHeaders, ResponseAction, default_action, parse_retry_after,
                             safe_url)
 from .core.sdk.schema import StrictSchema
-from .core.sdk.model import (PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement, Mention, Page,
-                             Record, SkippedItem, describe_validation_error, isoformat, mention_from_json,
-                             read_mention, utc)
+from .core.sdk.model import (INCIDENT_TYPE, PRIORITIES, RECORD_TYPES, Author, Delivery, DeliveryStatus, Engagement,
+                             IncidentSummary, Mention, Page, Record, SkippedItem, describe_validation_error,
+                             isoformat, mention_from_json, read_mention, utc)
 from .core.sdk.sources import (EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, expand_links, id_key,
                                iso_time, missing_secret_message, need, parse_time, quick, require_env_secret, spans_of,
                                stamp, unique, unreachable, whole_count)
@@ -41,7 +41,7 @@ __all__ = [
     "AuthError", "Author", "Brand", "brand_terms", "chain_streams", "config_option", "ConfigError", "count",
     "default_action", "Delivery", "DeliveryStatus", "describe_validation_error", "end_backfill", "end_sweep",
     "Engagement", "EnvSecret", "epoch_time", "expand_links", "FatalError", "hookimpl", "html_to_text",
-    "HttpClient", "HttpFailure", "id_key", "iso_time", "isoformat", "ItemError", "link_param",
+    "HttpClient", "HttpFailure", "id_key", "INCIDENT_TYPE", "IncidentSummary", "iso_time", "isoformat", "ItemError", "link_param",
     "LinkHeaderPaginator", "Mention", "mention_from_json", "missing_secret_message", "need", "new_sweep",
     "Page", "PageNumberPaginator", "paginate", "PaginationLoop", "Paginator", "parse_retry_after", "parse_time",
     "PluginContext", "PluginError", "PRIORITIES", "quick", "RateLimitHeaders", "read_mention", "Record",

@@ -79,7 +79,8 @@ def run(ctx: Context, config_path: str, once: bool, allow_skips: bool) -> None:
             listened, delivered = pipeline.run_once()
             dead = sum(delivered.dead.values())
             click.echo(f"listened: {listened.fetched} mentions, {listened.records} new records, "
-                       f"{listened.duplicates} duplicates, {listened.reposts} reposts counted; "
+                       f"{listened.duplicates} duplicates, {listened.reposts} reposts counted, "
+                       f"{listened.unrouted} unrouted, {listened.incidents} incidents; "
                        f"delivered {sum(delivered.delivered.values())}, retry {sum(delivered.retried.values())}, "
                        f"dead {dead}; {listened.unreadable} unreadable quarantined")
             for name, error in listened.errors.items():

@@ -115,6 +115,33 @@ class Route:
 
 
 @dataclass
+class UnmatchedRoute:
+    """``[routing] unmatched = { sinks = [...], team = "..." }``: where a reactive record (one addressed to
+    a brand handle) that is not noise goes when no ``[[routes]]`` rule matched it."""
+
+    sinks: list[str]
+    team: str | None = None
+
+
+@dataclass
+class RoutingConfig:
+    """The ``[routing]`` block: settings of the routing decision beyond the rules themselves."""
+
+    #: The fallback for reactive, non-noise records no rule matched (None: such records stay unrouted).
+    unmatched: UnmatchedRoute | None = None
+
+
+@dataclass
+class IncidentsConfig:
+    """The ``[incidents]`` block: near-identical complaints from many accounts within ``window`` seconds
+    are grouped into one incident record the members link to."""
+
+    enabled: bool = True
+    window: float = 6 * 3600.0
+    min_accounts: int = 5
+
+
+@dataclass
 class LearningConfig:
     """Content-library terms (per type, optionally per language) and priority settings."""
 
@@ -251,6 +278,30 @@ class RouteSchema(_Block):
     continue_ = fields.Boolean(data_key="continue")
 
 
+class UnmatchedRouteSchema(_Block):
+    """``unmatched = {...}`` in ``[routing]``: the sinks and team of the fallback route."""
+
+    declares = UnmatchedRoute
+    sinks = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    team = fields.String(allow_none=True)
+
+
+class RoutingSchema(_Block):
+    """``[routing]``: the fallback route for reactive records no rule matched."""
+
+    declares = RoutingConfig
+    unmatched = fields.Nested(UnmatchedRouteSchema, allow_none=True)
+
+
+class IncidentsSchema(_Block):
+    """``[incidents]``: grouping outage waves (near-identical complaints from many accounts) into incidents."""
+
+    declares = IncidentsConfig
+    enabled = fields.Boolean()
+    window = fields.Float(validate=validate.Range(min=60))
+    min_accounts = fields.Integer(validate=validate.Range(min=2))
+
+
 class LearningSchema(_Block):
     """``[learning]``: content-library terms per type and the priority knobs."""
 
@@ -347,6 +398,8 @@ class ConfigFileSchema(StrictSchema):
     api = fields.Dict(load_default=dict)
     privacy = fields.Dict(load_default=dict)
     conversations = fields.Dict(load_default=dict)
+    routing = fields.Dict(load_default=dict)
+    incidents = fields.Dict(load_default=dict)
 
 
 API_TOKENS_ENV = "SOCIALCRM_API_TOKENS"
@@ -387,6 +440,8 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     conversations: ConversationsConfig = field(default_factory=ConversationsConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
     deprecations: tuple[str, ...] = ()
     #: Why the ``[api]`` block could not be read (environment variables it names are unset); only what
@@ -546,6 +601,14 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
                 problems.add(block, "sinks", f"no sink named {sink!r} (sinks: {known})")
         if route is not None:
             routes.append(route)
+    routing = section(RoutingSchema(), "routing", top["routing"])
+    unmatched = top["routing"].get("unmatched")
+    if isinstance(unmatched, dict) and isinstance(unmatched.get("sinks"), list):
+        for sink in unmatched["sinks"]:
+            if isinstance(sink, str) and sink not in sink_names:
+                known = ", ".join(sorted(sink_names)) or "none defined"
+                problems.add("routing", "unmatched.sinks", f"no sink named {sink!r} (sinks: {known})")
+    incidents = section(IncidentsSchema(), "incidents", top["incidents"])
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -573,6 +636,8 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         api=api,
         privacy=privacy,
         conversations=conversations,
+        routing=routing,
+        incidents=incidents,
         deprecations=deprecations,
         api_problems=tuple(api_unset.items),
     )

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
 from socialcrm.core.engine.conversations import brand_reply_records, conversation_keys, follow
 from socialcrm.core.engine.donotengage import stored_keys
+from socialcrm.core.engine.incidents import group_incidents, incident_record
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
@@ -22,7 +23,7 @@ from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.sdk.model import Mention, Page, Record, SkippedItem
 from socialcrm.core.engine.plugins import PluginManager
-from socialcrm.core.engine.routing import route
+from socialcrm.core.engine.routing import route, unrouted
 from socialcrm.core.store import ConversationState, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ class ListenStats:
     own_posts: int = 0
     brand_replies: int = 0  # the brand's posts that answered a conversation
     unreadable: int = 0
+    #: Records no sink receives although they are not noise (see ``routing.unrouted``).
+    unrouted: int = 0
+    #: Incidents opened: waves of near-identical complaints grouped into one incident record.
+    incidents: int = 0
     by_type: Counter = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
     paused: bool = False
@@ -150,13 +155,16 @@ class Pipeline:
                               tx.conversations(conversation_keys(captured.to_learn, captured.brand_posts)),
                               self.config.privacy.hash_salt)
             records = self.learner.learn(captured.to_learn, repeats, followed.followups)
+            opened = group_incidents(tx, records, self.config.incidents, self.config.brand)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
-                  stored_keys(self.store, tx, records, self.config.privacy))
+                  stored_keys(self.store, tx, records, self.config.privacy), self.config.routing.unmatched)
+            incidents = [incident_record(group, members) for group, members in opened]
             comments = self._brand_comments(tx, followed.answers, records)
             tx.save_conversations(followed.changed.values())
+            # An incident is saved before its members, so its outbox rows come first.
             queued = tx.save_page((cursor_key or source) if store_cursor else None, page.cursor, captured.new,
-                                  records + comments, captured.reposts, skipped=skipped, skipped_from=source,
-                                  replayed=replayed)
+                                  [*incidents, *records, *comments], captured.reposts, skipped=skipped,
+                                  skipped_from=source, replayed=replayed)
         stats.pages += 1
         stats.fetched += len(page.mentions)
         stats.stored += len(captured.new)
@@ -167,6 +175,8 @@ class Pipeline:
         stats.own_posts += captured.own_posts
         stats.brand_replies += len(followed.answers)
         stats.unreadable += len(skipped)
+        stats.unrouted += sum(1 for r in records if unrouted(r))
+        stats.incidents += len(incidents)
         stats.by_type.update(r.type for r in records)
 
     def _brand_comments(self, tx: Transaction, answers: Sequence[tuple[Mention, ConversationState]],
@@ -253,7 +263,7 @@ def unreadable_items(page: Page) -> tuple[list[Mention], list[SkippedItem]]:
 
 def _merge(into: ListenStats, more: ListenStats) -> None:
     for name in ("pages", "fetched", "stored", "records", "queued", "duplicates", "reposts", "own_posts",
-                 "brand_replies", "unreadable"):
+                 "brand_replies", "unreadable", "unrouted", "incidents"):
         setattr(into, name, getattr(into, name) + getattr(more, name))
     into.by_type.update(more.by_type)
     into.errors.update(more.errors)

@@ -4,14 +4,16 @@ A rule matches when every condition in its ``when`` table holds. The first match
 unless it says ``continue = true``, in which case later rules may add sinks. Noise (spam, news) is
 routed only by a rule that names that type explicitly, so a catch-all rule never ships spam.
 
-``route`` is the one routing decision: the rules, then the do-not-engage list. The pipeline, the
+A reactive record (addressed to a brand handle) that is not noise and that no rule matched goes to
+the ``[routing] unmatched`` fallback when one is set, so nothing addressed to the brand falls
+through. ``route`` is the one routing decision: the rules, the fallback, then the do-not-engage list. The pipeline, the
 command line's ``classify`` and a person's correction (``services.feedback``) all call it.
 """
 from __future__ import annotations
 
 from typing import Collection, Iterable, Sequence
 
-from socialcrm.core.engine.config import PrivacyConfig, Route
+from socialcrm.core.engine.config import PrivacyConfig, Route, UnmatchedRoute
 from socialcrm.core.engine.donotengage import hold_back
 from socialcrm.core.sdk.model import NOISE_TYPES, Record
 
@@ -49,8 +51,10 @@ def matches(route: Route, record: Record) -> str | None:
     return " and ".join(why) or "matches everything"
 
 
-def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str]) -> None:
-    """Set ``record.route``, ``record.team`` and add the routing reason."""
+def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str],
+                 unmatched: UnmatchedRoute | None = None) -> None:
+    """Set ``record.route``, ``record.team`` and add the routing reason; a reactive, non-noise record no
+    rule matched goes to ``unmatched`` (the ``[routing] unmatched`` fallback) when given."""
     sinks: list[str] = []
     matched = False
     for route in routes:
@@ -67,6 +71,13 @@ def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str
         record.reasons.append(f"route {route.name!r}: {why} -> {target}{team}")
         if not route.continue_:
             break
+    if not matched and unmatched is not None and record.mode == "reactive" and record.type not in NOISE_TYPES:
+        sinks = [sink for sink in unmatched.sinks if sink in enabled_sinks]
+        record.team = record.team or unmatched.team
+        team = f", team {unmatched.team}" if unmatched.team else ""
+        record.reasons.append(f"route: no rule matched a reactive {record.type}: the [routing] unmatched "
+                              f"fallback -> {', '.join(unmatched.sinks)}{team}")
+        matched = True
     if not matched:
         noise = " (noise is routed only by a rule naming its type)" if record.type in NOISE_TYPES else ""
         record.reasons.append(f"route: no rule matched, kept without delivery{noise}")
@@ -74,10 +85,17 @@ def route_record(record: Record, routes: Iterable[Route], enabled_sinks: set[str
 
 
 def route(records: Sequence[Record], rules: Sequence[Route], enabled_sinks: set[str], privacy: PrivacyConfig,
-          blocked_keys: Collection[str] = ()) -> int:
+          blocked_keys: Collection[str] = (), unmatched: UnmatchedRoute | None = None) -> int:
     """Decide each record's route and team by the rules, then hold back those whose author is on the
     do-not-engage list (the config's entries, or ``blocked_keys``: the store's, see
-    ``donotengage.stored_keys``), each decision with its reason. Returns how many were held back."""
+    ``donotengage.stored_keys``), each decision with its reason. ``unmatched`` is the config's
+    ``routing.unmatched`` fallback. Returns how many were held back."""
     for record in records:
-        route_record(record, rules, enabled_sinks)
+        route_record(record, rules, enabled_sinks, unmatched)
     return hold_back(records, privacy, blocked_keys)
+
+
+def unrouted(record: Record) -> bool:
+    """Whether the record reaches no sink although it is not noise: what the run summary and
+    ``status`` count as unrouted."""
+    return not record.route and record.type not in NOISE_TYPES

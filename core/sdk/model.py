@@ -17,6 +17,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 RECORD_TYPES = ("case", "query", "rant", "rave", "lead", "rfe", "spam", "news", "other")
 NOISE_TYPES = frozenset({"spam", "news"})
+#: The type of an incident record: not learned from a post (so not one of RECORD_TYPES) but made when
+#: near-identical complaints from many accounts are grouped (``core.engine.incidents``).
+INCIDENT_TYPE = "incident"
 SENTIMENTS = ("positive", "neutral", "negative")
 ACTIONS = ("open_case", "answer", "create_lead", "log_request", "escalate", "thank", "none")
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -119,6 +122,33 @@ class Influence:
 
 
 @dataclass(slots=True)
+class IncidentSummary:
+    """What an incident record groups: how many member posts from how many accounts, the first and
+    last post's time, the terms they share and a few example posts (``{"id", "author", "content"}``)."""
+
+    posts: int
+    accounts: int
+    first_at: datetime
+    last_at: datetime
+    terms: list[str] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
+        return {"posts": self.posts, "accounts": self.accounts, "first_at": isoformat(self.first_at),
+                "last_at": isoformat(self.last_at), "terms": list(self.terms),
+                "examples": [dict(e) for e in self.examples]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IncidentSummary":
+        """Rebuild a summary from ``to_dict`` output."""
+        data = dict(data)
+        for name in ("first_at", "last_at"):
+            data[name] = utc(datetime.fromisoformat(data[name].replace("Z", "+00:00")))
+        return cls(**data)
+
+
+@dataclass(slots=True)
 class Record:
     """What learning made of one mention, and what every sink receives.
 
@@ -132,6 +162,9 @@ class Record:
     that sink, of the object the conversation already has (the external id its first record was delivered
     with), so a record with a ``thread_object`` is a *follow-up* that updates that object instead of
     opening another; ``None`` means open a new one (``reasons`` then says why, when it is a reply).
+
+    ``incident`` is the id of the incident record a grouped complaint belongs to; an incident record
+    itself has ``type = "incident"`` (``INCIDENT_TYPE``) and its ``incident_summary``.
     """
 
     id: str
@@ -164,6 +197,8 @@ class Record:
     def is_followup(self) -> bool:
         """True when this record updates the object its conversation already has in the sink at hand."""
         return self.thread_object is not None
+    incident: str | None = None
+    incident_summary: IncidentSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps as ISO 8601 UTC strings."""
@@ -181,6 +216,8 @@ class Record:
             "route": list(self.route), "team": self.team, "reasons": list(self.reasons), "fraud": self.fraud,
             "reposts": self.reposts, "confidence": self.confidence,
             "conversation": self.conversation, "parent": self.parent, "by_brand": self.by_brand,
+            "incident": self.incident,
+            "incident_summary": self.incident_summary.to_dict() if self.incident_summary else None,
             "engagement": {"likes": e.likes, "reposts": e.reposts, "replies": e.replies, "quotes": e.quotes},
         }
 
@@ -194,6 +231,8 @@ class Record:
         data["sentiment"] = Sentiment(**data.get("sentiment") or {})
         data["influence"] = Influence(**data.get("influence") or {})
         data["engagement"] = Engagement(**data.get("engagement") or {})
+        if data.get("incident_summary"):
+            data["incident_summary"] = IncidentSummary.from_dict(data["incident_summary"])
         return cls(**data)
 
 
@@ -461,7 +500,7 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 __all__ = [
     "ACTIONS", "Author", "Delivery", "DeliveryStatus", "Engagement", "Influence", "Mention",
-    "MentionSchema", "MODES", "NOISE_TYPES", "Page", "PRIORITIES", "RECORD_TYPES", "Record",
-    "SENTIMENTS", "Sentiment", "SkippedItem", "describe_validation_error", "flatten_messages", "mention_from_json",
-    "payload_text", "read_mention",
+    "IncidentSummary", "INCIDENT_TYPE", "MentionSchema", "MODES", "NOISE_TYPES", "Page", "PRIORITIES", "RECORD_TYPES",
+    "Record", "SENTIMENTS", "Sentiment", "SkippedItem", "describe_validation_error", "flatten_messages",
+    "mention_from_json", "payload_text", "read_mention",
 ]

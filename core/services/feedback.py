@@ -48,7 +48,7 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
             hold_back([record], config.privacy, blocked)
         else:
             record.team = None
-            route_by_rules([record], config.routes, enabled_sinks, config.privacy, blocked)
+            route_by_rules([record], config.routes, enabled_sinks, config.privacy, blocked, config.routing.unmatched)
         if record.route != old_route:
             changes["route"] = (old_route, record.route)
         return changes

@@ -75,7 +75,11 @@ api_token = "${__ENV___TOKEN}"'''
 
 _SINK_TOML = '''[sinks.__NAME__]
 base_url = "https://api.__HOST__.example"
-api_token = "${__ENV___TOKEN}"'''
+api_token = "${__ENV___TOKEN}"
+
+# A post addressed to the brand that no [[routes]] rule matched still reaches someone.
+[routing]
+unmatched = { sinks = ["__NAME__"], team = "social-care" }'''
 
 # What sources and sinks written here share: the settings of a JSON API behind a bearer token, the
 # client that calls it, and the entry-point hook that adds the plugin to socialcrm.

@@ -15,9 +15,11 @@ from socialcrm.core.store import Store
 def delivery_report(store: Store, config: Config, now: float | None = None) -> dict[str, Any]:
     """Per configured (or still queued-for) sink: rows in each state, the oldest undelivered age, the
     circuit and today's calls; the outbox backlog against ``store.max_pending``; the table counts; and
-    how many unreadable items the quarantine holds."""
+    how many unreadable items the quarantine holds; ``unrouted``, the records no sink receives although
+    they are not noise."""
     report = _delivery_report(store, config.sinks, config.max_pending, now=now)
     report["quarantine"] = {"held": store.quarantine_count()}
+    report["unrouted"] = store.unrouted_count()
     return report
 
 

@@ -30,7 +30,7 @@ from socialcrm.core.store.records import Records
 from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
 from socialcrm.core.store.transaction import Transaction, WriteConflict
-from socialcrm.core.store.upgrade import THREAD_COLUMNS, add_audit_subjects, add_record_threads
+from socialcrm.core.store.upgrade import THREAD_COLUMNS, add_audit_subjects, add_record_incident, add_record_threads
 
 
 def _delegate(concern: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,11 +59,12 @@ class Store:
         self.db = Database(url, read_only=read_only)
         try:
             check_schema(self.db.engine, metadata.sorted_tables, read_only, url,
-                         {"audit": SUBJECTS, "records": THREAD_COLUMNS})
+                         {"audit": SUBJECTS, "records": (*THREAD_COLUMNS, "incident")})
             if not read_only:
                 metadata.create_all(self.db.engine)
                 add_audit_subjects(self.db)
                 add_record_threads(self.db)
+                add_record_incident(self.db)
         except BaseException:
             self.db.close()
             raise
@@ -136,6 +137,7 @@ class Store:
     record_counts = _delegate("records", Records.record_counts)
     record_contents = _delegate("records", Records.record_contents)
     records_by_type = _delegate("records", Records.records_by_type)
+    unrouted_count = _delegate("records", Records.unrouted_count)
 
     # unreadable input: the quarantine
     quarantined = _delegate("quarantine", Quarantine.quarantined)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from socialcrm.core.store import audit as audit_trail
+from socialcrm.core.store import incidents as incident_groups
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import author_matches, chunks
 from socialcrm.core.store.schema import (OPEN_STATES, conversations, do_not_engage, feedback, mentions, outbox,
@@ -34,6 +35,8 @@ class Privacy:
                 mentions.c.network == network, author_matches(mentions.c.author_handle, handle))).scalars())
             counts = {"mentions": 0, "records": 0, "pending_deliveries": 0, "deliveries": 0, "feedback": 0,
                       "audit_redacted": 0}
+            # Incidents keep example posts and account keys of their members: those go first.
+            incident_groups.forget_records(conn, incident_groups.stored_records(conn, record_ids))
             for chunk in chunks(mention_ids):
                 counts["mentions"] += conn.execute(delete(mentions).where(mentions.c.id.in_(chunk))).rowcount
             for chunk in chunks(record_ids):

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 import orjson
 from sqlalchemy import and_, func, or_, select
 
-from socialcrm.core.sdk.model import Record, utc
+from socialcrm.core.sdk.model import NOISE_TYPES, Record, utc
 from socialcrm.core.store.conversations import ConversationState, read_conversations
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import author_matches, load_record, naive_utc
@@ -175,6 +175,12 @@ class Records:
                  .order_by(records.c.created_at.desc()).limit(limit))
         with self.db.connect() as conn:
             return [orjson.loads(data)["content"] for data in conn.execute(query).scalars()]
+
+    def unrouted_count(self) -> int:
+        """How many records reach no sink although they are not noise (spam, news)."""
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(records).where(
+                records.c.route == "[]", records.c.type.not_in(list(NOISE_TYPES)))).scalar_one()
 
     def records_by_type(self) -> dict[str, int]:
         """How many records the store holds of each type."""

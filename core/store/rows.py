@@ -14,7 +14,7 @@ MENTION_COLUMNS = ("id", "network", "source", "native_id", "created_at", "author
                    "repost_of", "raw", "captured_at")
 RECORD_COLUMNS = ("id", "network", "source", "created_at", "type", "sentiment", "priority", "mode", "action",
                   "influence", "fraud", "author_handle", "team", "route", "reposts", "data", "learned_at",
-                  "conversation", "parent")
+                  "conversation", "parent", "incident")
 OUTBOX_COLUMNS = ("record_id", "sink", "priority", "state", "attempts", "next_attempt_at", "created_at", "updated_at")
 
 
@@ -34,7 +34,7 @@ def record_row(record: Record, now: float) -> tuple:
     return (record.id, record.network, record.source, naive_utc(record.created_at), record.type,
             record.sentiment.label, record.priority, record.mode, record.action, record.influence.score,
             record.fraud, record.author.handle, record.team, json.dumps(record.route), record.reposts,
-            orjson.dumps(record.to_dict()).decode(), now, record.conversation, record.parent)
+            orjson.dumps(record.to_dict()).decode(), now, record.conversation, record.parent, record.incident)
 
 
 def new_outbox_rows(record_id: str, priority: str, sinks: Iterable[str], now: float) -> list[tuple]:

@@ -49,8 +49,10 @@ records = Table(
     Column("learned_at", Float, nullable=False),
     Column("conversation", String(300)),  # the thread's root post id (network:root_id)
     Column("parent", String(300)),        # the post this one answers, if any
+    Column("incident", String(300)),  # the incident record a grouped complaint belongs to
 )
 Index("ix_records_created", records.c.created_at)
+Index("ix_records_incident", records.c.incident)
 Index("ix_records_type", records.c.type, records.c.created_at)
 Index("ix_records_conversation", records.c.conversation, records.c.created_at)
 Index("ix_records_parent", records.c.parent)
@@ -171,6 +173,22 @@ fingerprints = Table(
     Column("last_at", Float, nullable=False),
 )
 
+# Groups of near-identical complaints (``core.engine.incidents``): each keeps its key terms, members and
+# accounts while it forms; ``opened`` once it has enough accounts and its incident record (id ``id``) exists.
+incidents = Table(
+    "incidents", metadata,
+    Column("id", String(300), primary_key=True),
+    Column("terms", Text, nullable=False),  # JSON object: key term -> how many members use it
+    Column("members", Text, nullable=False),  # JSON list of member record ids
+    Column("authors", Text, nullable=False),  # JSON list of member author keys
+    Column("examples", Text, nullable=False),  # JSON list of up to 3 example posts
+    Column("first_at", DateTime, nullable=False),
+    Column("last_at", DateTime, nullable=False),
+    Column("opened", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_incidents_last", incidents.c.last_at)
+
 # Authors who asked not to be engaged, by a salted hash of network and handle (the handle is not kept).
 do_not_engage = Table(
     "do_not_engage", metadata,
@@ -198,5 +216,5 @@ quarantine = Table(
 Index("ix_quarantine_state", quarantine.c.state, quarantine.c.id)
 
 __all__ = ["CONVERSATION_STATES", "OPEN", "OPEN_STATES", "audit", "conversations", "cursors", "do_not_engage",
-           "feedback", "fingerprints", "mentions", "metadata", "outbox", "quarantine", "records", "sink_calls",
+           "feedback", "fingerprints", "incidents", "mentions", "metadata", "outbox", "quarantine", "records", "sink_calls",
            "sink_state"]

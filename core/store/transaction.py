@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from socialcrm.core.sdk.model import Mention, Record
-from socialcrm.core.sdk.model import SkippedItem
+from socialcrm.core.sdk.model import Mention, Record, SkippedItem
 from socialcrm.core.store import quarantine as quarantined
 from socialcrm.core.store.conversations import ConversationState, read_conversations, write_conversations
+from socialcrm.core.store import incidents as incident_groups
 from socialcrm.core.store.cursors import write_cursor
 from socialcrm.core.store.database import Database
 from socialcrm.core.store.rows import (MENTION_COLUMNS, OUTBOX_COLUMNS, RECORD_COLUMNS, chunks, mention_row,
@@ -37,6 +38,7 @@ class Transaction:
         self.db = db
         self._connection = connection
         self._stored_prints: set[str] = set()
+        self._stored_groups: set[str] = set()
 
     def known(self, mention_ids: Sequence[str], record_ids: Sequence[str]) -> tuple[set, set]:
         """Which of these mention ids and record ids the store already holds."""
@@ -97,6 +99,25 @@ class Transaction:
                                                              .where(records.c.id.in_(chunk))):
                 found[record_id] = json.loads(route)
         return found
+
+    def incident_groups(self, since: datetime) -> list[dict[str, Any]]:
+        """The incident groups (forming or opened) whose last post is at or after ``since``."""
+        groups = incident_groups.groups_since(self._connection, since)
+        self._stored_groups.update(g["id"] for g in groups)
+        return groups
+
+    def save_incident_groups(self, groups: Sequence[dict[str, Any]], now: float | None = None) -> None:
+        """Write incident groups as ``incident_groups`` returns them (changed or new)."""
+        incident_groups.save_groups(self._connection, groups, self._stored_groups, now=now)
+        self._stored_groups.update(g["id"] for g in groups)
+
+    def stored_records(self, record_ids: Sequence[str]) -> list[Record]:
+        """The stored records of these ids, read inside this transaction."""
+        return incident_groups.stored_records(self._connection, record_ids)
+
+    def rewrite_records(self, changed: Sequence[Record]) -> None:
+        """Store the incident link, reasons and summary of records stored by earlier pages."""
+        incident_groups.rewrite_records(self._connection, changed)
 
     def save_page(self, source: str | None, cursor: Any, new_mentions: Sequence[Mention], new_records: Sequence[Record],
                   reposts: dict[str, int], now: float | None = None, error: str | None = None,

@@ -4,6 +4,8 @@
 columns naming what an entry is about (``record_id``, ``outbox_id``, ``sink``, ``author_key``): an
 older database gets them added, indexed and filled in from each entry's JSON detail, once. The
 records table gained ``conversation`` and ``parent`` the same way, filled in from each record's data.
+The records table gained ``incident`` (the incident a grouped complaint belongs to): an older database
+gets it added, empty (nothing was grouped before it existed).
 """
 from __future__ import annotations
 
@@ -95,3 +97,16 @@ def add_record_threads(db: Database) -> None:
         if filled:
             conn.execute(update(records).where(records.c.id == bindparam("rid"))
                          .values({name: bindparam(f"new_{name}") for name in THREAD_COLUMNS}), filled)
+
+
+def add_record_incident(db: Database) -> None:
+    """Add the records table's ``incident`` column (and its index) when an older layout lacks it."""
+    present = {column["name"] for column in inspect(db.engine).get_columns("records")}
+    if "incident" in present:
+        return
+    log.warning("the records table predates its incident column: adding it")
+    column = records.c.incident
+    with db.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE records ADD COLUMN incident {column.type.compile(db.engine.dialect)}")
+        for index in records.indexes:
+            index.create(conn, checkfirst=True)

@@ -41,7 +41,7 @@ class ConsoleSink(Sink):
             text = " ".join(r.content.split())
             sys.stdout.write(f"[{r.priority}] {r.type:<5} {r.sentiment.label:<8} {r.network}/@{r.author.handle} "
                              f"(influence {r.influence.score}) -> {self.context.instance}: {text[:100]}"
-                             f"{_followup_note(r)}\n")
+                             f"{_followup_note(r)}{_incident_note(r)}\n")
             if self.config["reasons"]:
                 for reason in r.reasons:
                     sys.stdout.write(f"      - {reason}\n")
@@ -54,6 +54,13 @@ def _followup_note(record: Record) -> str:
     if not record.thread_object:
         return ""
     return f" ({fields['event']} {fields['conversation']} on {fields['thread_object']})"
+
+
+def _incident_note(record: Record) -> str:
+    """`` [incident ID]`` for a member of an incident, `` [N posts from M accounts]`` for the incident itself."""
+    if record.incident_summary:
+        return f" [{record.incident_summary.posts} posts from {record.incident_summary.accounts} accounts]"
+    return f" [{record.incident}]" if record.incident else ""
 
 
 @hookimpl

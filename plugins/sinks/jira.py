@@ -21,6 +21,10 @@ A follow-up (``Record.thread_object`` names the conversation's issue) becomes a 
 line ``socialcrm record <id>`` and carries the entity property ``socialcrm`` = ``{"record_id": id}``; before
 posting, the sink reads the issue's comments (one call a page of 100 per issue) and takes a comment with
 that line as already there, so a re-sent follow-up adds no second comment.
+
+An incident record (``type = "incident"``) is created first; each member record (``record.incident``
+set) is created linked to the incident's issue (``update.issuelinks``, link type ``incident_link_type``).
+A member whose incident has no issue yet waits for it.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from requests.auth import HTTPBasicAuth
 
 from socialcrm import (
-    AuthError, Delivery, FatalError, hookimpl, PRIORITIES, RateLimitHeaders, Record, ResponseAction, Sink,
+    AuthError, Delivery, FatalError, hookimpl, INCIDENT_TYPE, PRIORITIES, RateLimitHeaders, Record, ResponseAction, Sink,
     StrictSchema)
 
 from . import _render as render
@@ -71,6 +75,8 @@ class JiraSinkConfig(StrictSchema):
     priority_map = fields.Dict(keys=fields.String(validate=validate.OneOf(PRIORITIES)), values=fields.String(),
                                load_default=dict)
     timeout = fields.Float(load_default=30.0, validate=validate.Range(min=1))
+    #: The issue link type that ties a member's issue to its incident's issue (a name the site defines).
+    incident_link_type = fields.String(load_default="Relates", validate=validate.Length(min=1))
 
     @validates_schema
     def _token_given(self, data, **_):
@@ -125,8 +131,14 @@ class JiraSink(Sink):
         unique = list({r.id: r for r in records}.values())
         out = self._send_followups([r for r in unique if r.thread_object])
         unique = [r for r in unique if not r.thread_object]
+        parents = [r for r in unique if r.type == INCIDENT_TYPE]
+        out += self._send_issues(parents) if parents else []
+        waiting, rest = self._wait_for_incidents([r for r in unique if r.type != INCIDENT_TYPE])
+        return out + waiting + (self._send_issues(rest) if rest else [])
+
+    def _send_issues(self, unique: list[Record]) -> list[Delivery]:
         found = self._search([record_label(r.id) for r in unique if r.id not in self._created])
-        todo = []
+        out, todo = [], []
         for record in unique:
             key = self._created.get(record.id) or found.get(record_label(record.id))
             if key:
@@ -270,7 +282,27 @@ class JiraSink(Sink):
         priority = self.config["priority_map"].get(record.priority)
         if priority:
             fields_["priority"] = {"name": priority}
-        return {"fields": fields_}
+        return {"fields": fields_, **self._incident_link(record)}
+
+    # --- incidents: the incident's issue, and member issues linked to it ---
+
+    def _wait_for_incidents(self, records: list[Record]) -> tuple[list[Delivery], list[Record]]:
+        """Find the issue of every member's incident (made by this process, or found by its label); the
+        members whose incident has no issue yet wait. Returns their deliveries and the records to send."""
+        unknown = sorted({r.incident for r in records if r.incident and r.incident not in self._created})
+        found = self._search([record_label(i) for i in unknown])
+        self._created.update((i, found[record_label(i)]) for i in unknown if record_label(i) in found)
+        waiting = [r for r in records if r.incident and r.incident not in self._created]
+        return ([Delivery.retry(r.id, f"waiting for the Jira issue of {r.incident}") for r in waiting],
+                [r for r in records if r not in waiting])
+
+    def _incident_link(self, record: Record) -> dict:
+        """``update.issuelinks`` linking a member's issue to its incident's issue."""
+        key = self._created.get(record.incident) if record.incident and record.type != INCIDENT_TYPE else None
+        if not key:
+            return {}
+        link = {"type": {"name": self.config["incident_link_type"]}, "outwardIssue": {"key": key}}
+        return {"update": {"issuelinks": [{"add": link}]}}
 
 
 def _text(text: str, **mark: str) -> dict:

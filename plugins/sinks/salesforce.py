@@ -20,6 +20,10 @@ line ``socialcrm record <id>``: one Composite request of SOQL queries reads the 
 batch's Cases (``ParentId IN (...)``) and one Composite request of sObject Collections creates the rest, so
 a re-sent follow-up adds no second comment and 1,000 follow-ups cost about three calls. The ``Sforce-Limit-Info`` header is read on every
 response: ``api_usage`` holds the last (used, limit) pair.
+
+An incident record (``type = "incident"``) is upserted as a parent Case in a collection of its own, ahead of
+the others; each member record's Case names it as ``Parent`` by external id reference
+(``"Parent": {"<external_id_field>": "<incident id>"}``), so no lookup of the parent's Salesforce id is needed.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import requests
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, ConfigError, Delivery, FatalError, hookimpl, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink,
+    AuthError, ConfigError, Delivery, FatalError, hookimpl, INCIDENT_TYPE, PRIORITIES, Record, RECORD_TYPES, RetriableError, Sink,
     StrictSchema)
 
 from ._crm import check_source, description, social_identity, value_of
@@ -373,13 +377,37 @@ class SalesforceSink(Sink):
             contact = record.author.contact_id or (contacts.get(key.lower()) if key else None)
             if contact:
                 body[link] = contact
+        body.update(self._parent_reference(record, kind))
         return body
+
+    # --- incidents: a parent Case and the member Cases that name it ---
+
+    def _object_for(self, record: Record) -> str | None:
+        """The sObject a record becomes: an incident record is a (parent) Case."""
+        return "Case" if record.type == INCIDENT_TYPE else self.objects.get(record.type)
+
+    def _parent_reference(self, record: Record, kind: str) -> dict[str, Any]:
+        """A member's Case names its incident's Case as ``Parent`` by external id reference."""
+        if kind == "Case" and record.incident and record.type != INCIDENT_TYPE:
+            return {"Parent": {self.config["external_id_field"]: record.incident}}
+        return {}
+
+    @staticmethod
+    def _collections(by_kind: dict[str, list[Record]]) -> list[tuple[str, list[Record]]]:
+        """Collections of up to 200 records per object, incident records first in collections of their own
+        (a Composite request runs its subrequests in order, so each parent exists before its members)."""
+        collections = [("Case", [r]) for group in by_kind.values() for r in group if r.type == INCIDENT_TYPE]
+        for kind, group in by_kind.items():
+            members = [r for r in group if r.type != INCIDENT_TYPE]
+            for start in range(0, len(members), COLLECTION_SIZE):
+                collections.append((kind, members[start:start + COLLECTION_SIZE]))
+        return collections
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         out: list[Delivery] = self._send_followups([r for r in records if r.thread_object])
         by_kind: dict[str, list[Record]] = {}
         for record in (r for r in records if not r.thread_object):
-            kind = self.objects.get(record.type)
+            kind = self._object_for(record)
             if kind is None:
                 out.append(Delivery.rejected(record.id, f"no Salesforce object is configured for {record.type!r} "
                                                         f"records (add {record.type} = \"Case\" to objects)"))
@@ -388,10 +416,7 @@ class SalesforceSink(Sink):
         if not by_kind:
             return out
         contacts = self._match_contacts([r for group in by_kind.values() for r in group])
-        collections: list[tuple[str, list[Record]]] = []
-        for kind, group in by_kind.items():
-            for start in range(0, len(group), COLLECTION_SIZE):
-                collections.append((kind, group[start:start + COLLECTION_SIZE]))
+        collections = self._collections(by_kind)
         ext = self.config["external_id_field"]
         for start in range(0, len(collections), COMPOSITE_HEAVY):
             batch = {f"{kind}{start + n}": (kind, chunk)

@@ -19,6 +19,10 @@ One send, up to 1,000 records:
    cached.
 3. **Tickets.** ``tickets/create_many`` (100 a call); the job statuses are polled together
    (``job_statuses/show_many``) until done, and each result maps back to its record by ``index``.
+4. **Incidents.** An incident record (``type = "incident"``) becomes a ``problem`` ticket, sent before the
+   rest of the batch; each member record (``record.incident`` set) becomes an ``incident`` ticket whose
+   ``problem_id`` is that problem ticket (found by its ``external_id`` when this process did not make it).
+   A member whose problem ticket does not exist yet waits for it.
 
 A follow-up (``Record.thread_object`` names the conversation's ticket) becomes a comment on that ticket
 through ``tickets/update_many`` (100 a call, one entry per ticket per call), public when the record is the
@@ -44,8 +48,8 @@ import requests
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from socialcrm import (
-    AuthError, Delivery, FatalError, hookimpl, isoformat, PRIORITIES, RateLimitHeaders, Record, RECORD_TYPES,
-    RetriableError, Sink, StrictSchema)
+    AuthError, Delivery, DeliveryStatus, FatalError, hookimpl, INCIDENT_TYPE, isoformat, PRIORITIES,
+    RateLimitHeaders, Record, RECORD_TYPES, RetriableError, Sink, StrictSchema)
 
 from ._crm import check_source, description, display_name, social_identity, subject, value_of
 
@@ -151,6 +155,7 @@ class ZendeskSink(Sink):
         self._uncertain: set[str] = set()  # records whose create_many got no answer: maybe created
         self._users: dict[str, int] = {}  # social identity -> Zendesk user id
         self._closed: set[str] = set()  # ticket ids Zendesk refused a follow-up's comment on: closed
+        self._problems: dict[str, int] = {}  # incident record id -> its problem ticket's id
         self._bulk_users = True
 
     # --- HTTP ---
@@ -322,7 +327,34 @@ class ZendeskSink(Sink):
         if cfg["custom_fields"]:
             ticket["custom_fields"] = [{"id": field_id, "value": _field_value(value_of(record, name))}
                                        for name, field_id in cfg["custom_fields"].items()]
+        ticket.update(self._incident_fields(record))
         return {k: v for k, v in ticket.items() if v is not None}
+
+    # --- 4. incidents: a problem ticket and the incident tickets that link to it ---
+
+    def _incident_fields(self, record: Record) -> dict[str, Any]:
+        """``type: problem`` for an incident record; ``type: incident`` and ``problem_id`` for a member."""
+        if record.type == INCIDENT_TYPE:
+            return {"type": "problem"}
+        if record.incident and record.incident in self._problems:
+            return {"type": "incident", "problem_id": self._problems[record.incident]}
+        return {}
+
+    def _send_incidents_first(self, records: Sequence[Record]) -> tuple[list[Delivery], list[Record]]:
+        """Create the batch's problem tickets, then find the problem ticket of every member: returns the
+        deliveries so far and the records still to send (members whose problem does not exist yet wait)."""
+        parents = [r for r in records if r.type == INCIDENT_TYPE]
+        out = self._send_tickets(parents) if parents else []
+        for delivery in out:
+            if delivery.status is DeliveryStatus.DELIVERED:
+                self._problems[delivery.record_id] = int(delivery.external_id)
+        rest = [r for r in records if r.type != INCIDENT_TYPE]
+        unknown = sorted({r.incident for r in rest if r.incident and r.incident not in self._problems})
+        self._problems.update((key, int(ticket)) for key, ticket in self._by_external_id(unknown).items())
+        waiting = [r for r in rest if r.incident and r.incident not in self._problems]
+        out.extend(Delivery.retry(r.id, f"waiting for the problem ticket of {r.incident}",
+                                  retry_after=self.config["poll_interval"]) for r in waiting)
+        return out, [r for r in rest if r not in waiting]
 
     def _post_create_many(self, records: list[Record]) -> requests.Response | None:
         """POST tickets/create_many; ``None`` when no answer came and Zendesk may have queued the job."""
@@ -515,6 +547,10 @@ class ZendeskSink(Sink):
                                                      f"without a result for this record ({message})"))
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
+        out, rest = self._send_incidents_first(records)
+        return out + (self._send_tickets(rest) if rest else [])
+
+    def _send_tickets(self, records: Sequence[Record]) -> list[Delivery]:
         out: list[Delivery] = []
         deadline = self.clock() + self.config["poll_timeout"]
         wanted = {r.id for r in records}

@@ -117,7 +117,7 @@ def classify(ctx, input_file: IO[str], output_file: IO[str], config_path: str | 
         mentions = [mention for _, _, mention in batch]
         repeats = count_repeats([(fingerprint(m.text), m.author.id or m.author.handle or m.id) for m in mentions], seen)
         records = learner.learn(mentions, repeats)
-        route(records, config.routes, sinks, config.privacy)
+        route(records, config.routes, sinks, config.privacy, unmatched=config.routing.unmatched)
         for (_, row, _), record in zip(batch, records):
             output_file.write(json.dumps(classified(str(row["id"]), record), ensure_ascii=False) + "\n")
     for problem in errors[reported:]:

@@ -57,3 +57,5 @@ def register_commands(cli: click.Group) -> None:
         held = report["quarantine"]["held"]
         console.print(f"quarantine: {held} unreadable item{'s' if held != 1 else ''} held"
                       + (" (`socialcrm quarantine list`)" if held else ""))
+        console.print(f"unrouted: {report['unrouted']} records reach no sink although they are not noise "
+                      f"(set [routing] unmatched to give them a fallback)")
