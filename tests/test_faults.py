@@ -124,6 +124,63 @@ def test_a_429_with_retry_after_2_holds_every_request_for_two_seconds(fake_crm, 
     store.close()
 
 
+def test_a_short_retry_after_waited_in_line_is_kept_in_the_store_so_a_restart_and_a_second_process_wait_too(
+        fake_crm, tmp_path):
+    batch = records(30)
+    store = outbox_store(tmp_path, batch)
+    fake_crm.script = [(429, 6)]  # under max_wait: the HTTP client waits it in-line
+    clock = Clock()
+    cfg = SinkConfig("crm", "webhook", {}, max_batch=10)
+
+    def inline_webhook():
+        config = WebhookSinkConfig().load({"url": fake_crm.url, "secret": "s3cret-key", "timeout": 5, "attempts": 2,
+                                           "max_wait": 30})
+        sink = WebhookSink(config, PluginContext("crm", Brand("Brightwave")))
+        sink.http.clock = clock
+        return sink
+
+    waits = []
+
+    def during_the_wait(seconds):
+        waits.append(seconds)
+        # The wait is in the store before it is slept: a process killed now and restarted 1 s into the
+        # wait, and a second `run --once` started just before it ends, send nothing before it is over.
+        assert store.sink_states()["crm"]["hold_until"] == T0 + 6
+        for clock.now in (T0 + 1.0, T0 + 5.9):
+            other = Store(store.url)
+            Deliverer(other, {"crm": (inline_webhook(), cfg)}, clock=clock).deliver_due()
+            other.close()
+            assert len(fake_crm.requests) == 1, f"a request was sent {clock.now - T0:.1f} s after the 429"
+        clock.now = T0 + seconds
+
+    sink = inline_webhook()
+    sink.http.sleep = during_the_wait
+    Deliverer(store, {"crm": (sink, cfg)}, clock=clock).deliver_due()
+    assert waits == [6.0]
+    assert [status for _, _, status in fake_crm.requests[:2]] == [429, 201] and len(fake_crm.requests) == 31
+    assert_exactly_once(fake_crm, store, [r.id for r in batch], "429 Retry-After 6 waited in-line")
+    store.close()
+
+
+def test_a_long_outage_with_max_attempts_3_dead_letters_nothing(fake_crm, tmp_path):
+    batch = records(100)
+    store = outbox_store(tmp_path, batch)
+    fake_crm.script = [503] * 40  # 40 requests in a row fail, far more than max_attempts
+    clock = Clock()
+    cfg = SinkConfig("crm", "webhook", {}, max_batch=10, max_attempts=3, backoff_initial=1.0, backoff_max=4.0,
+                     breaker_cooldown=5.0)
+    deliverer = Deliverer(store, {"crm": (webhook(fake_crm.url), cfg)}, clock=clock, rng=lambda: 1.0)
+    for _ in range(500):
+        deliverer.deliver_due()
+        if store.delivery_counts(now=clock.now)[0]["delivered"] == len(batch):
+            break
+        clock.now += 1.0
+    assert not fake_crm.script  # the whole outage was played
+    assert store.delivery_counts(now=clock.now)[0]["dead"] == 0
+    assert_exactly_once(fake_crm, store, [r.id for r in batch], "outage, max_attempts = 3")
+    store.close()
+
+
 def test_one_poison_record_in_a_batch_of_50_is_dead_lettered_and_49_delivered(fake_crm, tmp_path):
     batch = records(50, poison=17)
     store = outbox_store(tmp_path, batch)
@@ -280,10 +337,16 @@ def test_a_down_sink_fills_the_outbox_to_its_bound_then_listening_pauses_and_sta
                                                                       "breaker_cooldown = 0.2"))
     fake_crm.script = [503] * 10_000  # the CRM is down
     pipeline = Pipeline(load_config(path, plugins), plugins)
+    # Delivery runs on a clock the test moves: the 0.2 s cool-down ends when the test says, not when a
+    # busy machine happens to get there.
+    clock = Clock()
+    clock.now = time.time() + 60  # after the rows listening writes (on the wall clock) are due
+    pipeline.deliverer.clock = clock
     listened, delivered = pipeline.run_once()
     assert listened.paused and listened.records == 100  # the page that crossed 60 was the last one read
     assert sum(delivered.delivered.values()) == 0 and pipeline.store.counts()["records"] == 100
     assert "outbox holds 100 undelivered rows (store.max_pending = 60): listening paused" in caplog.text
+    clock.now += 0.05  # past the first failure's backoff, inside the cool-down
     again, _ = pipeline.run_once()
     assert again.paused and again.fetched == 0  # while full, no page is read at all
 
@@ -297,10 +360,12 @@ def test_a_down_sink_fills_the_outbox_to_its_bound_then_listening_pauses_and_sta
     assert "open (probe" in table and "listening PAUSED" in table
 
     fake_crm.script = []  # the CRM is back: the probe closes the circuit, the outbox drains, listening resumes
-    deadline = time.monotonic() + 30
-    while pipeline.store.delivery_counts()[0]["delivered"] < 200:
-        assert time.monotonic() < deadline, pipeline.store.delivery_counts()
+    for _ in range(100):
+        if pipeline.store.delivery_counts()[0]["delivered"] == 200:
+            break
+        clock.now += 1.0  # past the cool-down and every backoff
         pipeline.run_once()
+    assert pipeline.store.delivery_counts()[0]["delivered"] == 200, pipeline.store.delivery_counts()
     pipeline.close()
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     assert_exactly_once(fake_crm, store, [f"x:{i}" for i in range(200)], "backpressure outage")

@@ -124,28 +124,29 @@ class Deliverer:
                     breaker.release_probe()
                 return
             batches += 1
-            if streams and not probing:
+            if streams:  # a failed probe, like any first failure, costs its record no attempt
                 deliveries, outcomes = self._stream(name, sink, cfg, token, claimed, stats)
                 now = self.clock()
-                result = _judge(claimed, deliveries, outcomes)
             else:
-                deliveries = self._send(name, sink, cfg, claimed, stats)
-                outcomes = self._outcomes(name, cfg, claimed, deliveries, stats)
+                deliveries, down = self._send(name, sink, cfg, claimed, stats)
+                outcomes = self._outcomes(name, cfg, claimed, deliveries, stats, charged=not down)
                 now = self.clock()
-                result = _judge(claimed, deliveries, outcomes)
-                if probing and result == FAILED:
+                if probing and _judge(claimed, deliveries, outcomes) == FAILED:
                     # The probe tests the sink, not the record: a failed probe costs the record no attempt.
                     self.store.release(token, [o.outbox_id for o in outcomes], next_attempt_at=now)
                 else:
                     self.store.complete(token, outcomes, now=now)
-            hold = self._hold(name, outcomes, result, now)
+            scheduled = _scheduled_by_server(claimed, deliveries)
+            result = _judge(claimed, deliveries, outcomes, scheduled)
+            hold = self._hold(name, outcomes, scheduled, result, now)
             breaker.record(result, error=next((o.error for o in outcomes if o.error), None), hold_until=hold)
             if result != OK:
                 return
 
-    def _hold(self, name: str, outcomes: Sequence[Outcome], result: str, now: float) -> float | None:
+    def _hold(self, name: str, outcomes: Sequence[Outcome], scheduled: set[int], result: str,
+              now: float) -> float | None:
         """When this sink may be tried again, after a batch; None if at once."""
-        waits = [o.next_attempt_at for o in outcomes if o.state == "retry" and not o.counts_attempt]
+        waits = [o.next_attempt_at for o in outcomes if o.state == "retry" and o.outbox_id in scheduled]
         hold = max(waits) if waits else None  # the server's word holds for every row of the sink
         if result != OK:
             # Nothing of the batch went through: the sink (not the records) is in trouble, so nothing
@@ -206,13 +207,15 @@ class Deliverer:
         return [Delivery.retry(r.id, f"{type(exc).__name__}: {exc}") for r in records]
 
     def _send(self, name: str, sink: Sink, cfg: SinkConfig, claimed: Sequence[Claimed],
-              stats: DeliveryStats) -> list[Delivery]:
+              stats: DeliveryStats) -> tuple[list[Delivery], bool]:
+        """The sink's answers for a batch, and whether the sink was down (it raised ``RetriableError``
+        for the whole batch: the sink's trouble, which costs the records no attempt)."""
         records = [c.record for c in claimed]
         with self._counting_calls(name, sink, cfg, stats):
             try:
-                return sink.send(records)
+                return sink.send(records), False
             except Exception as exc:  # noqa: BLE001 - every failure becomes a retry, see _failed
-                return self._failed(name, cfg, records, exc)
+                return self._failed(name, cfg, records, exc), isinstance(exc, RetriableError)
 
     def _stream(self, name: str, sink: Sink, cfg: SinkConfig, token: str, claimed: Sequence[Claimed],
                 stats: DeliveryStats) -> tuple[list[Delivery], list[Outcome]]:
@@ -223,7 +226,7 @@ class Deliverer:
         deliveries: list[Delivery] = []
         outcomes: list[Outcome] = []
 
-        def save(answers: Iterable[Delivery]) -> None:
+        def save(answers: Iterable[Delivery], charged: bool | None = None) -> None:
             for delivery in answers:
                 item = waiting.pop(delivery.record_id, None)
                 if item is None:
@@ -231,7 +234,11 @@ class Deliverer:
                               delivery.record_id)
                     continue
                 now = self.clock()
-                outcome = self._outcome(name, cfg, item, delivery, now, stats)
+                # A failure before the sink answered anything of the batch says the sink is down (it
+                # feeds the circuit breaker), not that the record is bad: it costs the record no attempt.
+                down = not outcomes and delivery.status is DeliveryStatus.RETRY
+                outcome = self._outcome(name, cfg, item, delivery, now, stats,
+                                        charged=not down if charged is None else charged)
                 self.store.complete(token, [outcome], now=now)
                 deliveries.append(delivery)
                 outcomes.append(outcome)
@@ -240,13 +247,16 @@ class Deliverer:
             try:
                 save(sink.send_each([c.record for c in claimed]))
             except Exception as exc:  # noqa: BLE001 - every failure becomes a retry, see _failed
-                # Which of the rest the failed call carried is unknown: each is charged an attempt.
-                save(self._failed(name, cfg, [c.record for c in waiting.values()], exc))
+                # Which of the rest the failed call carried is unknown: each is charged an attempt,
+                # unless the sink had answered nothing yet (it is down).
+                save(self._failed(name, cfg, [c.record for c in waiting.values()], exc),
+                     charged=not (isinstance(exc, RetriableError) and not outcomes))
         if waiting and not outcomes:
             # It answered nothing: the first record counts as attempted, so a sink that never answers
             # still reaches max_attempts instead of holding its rows forever.
             first = next(iter(waiting.values()))
-            save([Delivery.retry(first.record.id, f"sink {name!r} returned no outcome for this record")])
+            save([Delivery.retry(first.record.id, f"sink {name!r} returned no outcome for this record")],
+                 charged=True)
         if waiting:
             now = self.clock()
             due = max((o.next_attempt_at or now for o in outcomes if o.state == "retry"), default=now)
@@ -258,7 +268,7 @@ class Deliverer:
         return deliveries, outcomes
 
     def _outcomes(self, name: str, cfg: SinkConfig, claimed: Sequence[Claimed], deliveries: Sequence[Delivery],
-                  stats: DeliveryStats) -> list[Outcome]:
+                  stats: DeliveryStats, charged: bool = True) -> list[Outcome]:
         by_record: dict[str, Delivery] = {}
         for delivery in deliveries:
             if delivery.record_id in by_record:
@@ -270,12 +280,13 @@ class Deliverer:
             log.error("sink %s answered for record %s, which it was not sent", name, stray)
         now = self.clock()
         return [self._outcome(name, cfg, item, by_record.get(item.record.id) or Delivery.retry(
-                    item.record.id, f"sink {name!r} returned no outcome for this record"), now, stats)
+                    item.record.id, f"sink {name!r} returned no outcome for this record"), now, stats, charged)
                 for item in claimed]
 
     def _outcome(self, name: str, cfg: SinkConfig, item: Claimed, delivery: Delivery, now: float,
-                 stats: DeliveryStats) -> Outcome:
-        """What to write back to ``item``'s row, given the sink's answer for its record."""
+                 stats: DeliveryStats, charged: bool = True) -> Outcome:
+        """What to write back to ``item``'s row, given the sink's answer for its record; a failure that is
+        not ``charged`` (the sink was down) is retried without counting toward ``max_attempts``."""
         attempt = item.attempts + 1
         if delivery.status is DeliveryStatus.DELIVERED:
             stats.delivered[name] += 1
@@ -290,23 +301,31 @@ class Deliverer:
             stats.retried[name] += 1
             return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + delivery.retry_after,
                            counts_attempt=False)
-        if attempt >= cfg.max_attempts:
+        if attempt >= cfg.max_attempts and charged:
             stats.dead[name] += 1
             log.warning("sink %s: record %s dead-lettered after %d attempts: %s", name, item.record.id,
                         attempt, delivery.error)
             return Outcome(item.outbox_id, "dead", error=f"gave up after {attempt} attempts: {delivery.error}")
         wait = backoff_delay(attempt, cfg.backoff_initial, cfg.backoff_max, self.rng)
         stats.retried[name] += 1
-        return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait)
+        return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait, counts_attempt=charged)
 
 
-def _judge(claimed: Sequence[Claimed], deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> str:
+def _scheduled_by_server(claimed: Sequence[Claimed], deliveries: Sequence[Delivery]) -> set[int]:
+    """The outbox ids whose record the server said when to send again (``Retry-After``, a reset)."""
+    waits = {d.record_id for d in deliveries if d.status is DeliveryStatus.RETRY and d.retry_after}
+    return {c.outbox_id for c in claimed if c.record.id in waits}
+
+
+def _judge(claimed: Sequence[Claimed], deliveries: Sequence[Delivery], outcomes: Sequence[Outcome],
+           scheduled: set[int] | None = None) -> str:
     """What a batch says about its sink: OK if the sink answered any record (delivered or rejected it),
     HELD if it asked us to come back at a given time, FAILED if it answered nothing."""
     sent = {c.record.id for c in claimed}
     if any(d.status is not DeliveryStatus.RETRY and d.record_id in sent for d in deliveries):
         return OK
-    if all(o.state == "retry" and not o.counts_attempt for o in outcomes):
+    scheduled = _scheduled_by_server(claimed, deliveries) if scheduled is None else scheduled
+    if all(o.state == "retry" and o.outbox_id in scheduled for o in outcomes):
         return HELD
     return FAILED
 
