@@ -63,6 +63,15 @@ def webhook(url, timeout=0.2):
     return WebhookSink(config, PluginContext("crm", Brand("Brightwave")))
 
 
+def deliver_until_done(deliverer, store, clock, total, step, passes):
+    """Delivery passes, the clock moved ``step`` seconds between them, until ``total`` rows are delivered."""
+    for _ in range(passes):
+        deliverer.deliver_due()
+        if store.delivery_counts(now=clock.now)[0]["delivered"] == total:
+            return
+        clock.now += step
+
+
 def delivered_ids(store):
     return dict(testrows.tuples(store, select(outbox.c.record_id, outbox.c.external_id)
                                 .where(outbox.c.state == "delivered")))
@@ -87,11 +96,7 @@ def test_an_outage_of_5xx_and_timeouts_then_recovery_delivers_every_record_exact
                      breaker_threshold=3, breaker_cooldown=20.0)
     deliverer = Deliverer(store, {"crm": (webhook(fake_crm.url), cfg)}, clock=clock, rng=lambda: 1.0)
     caplog.set_level(logging.INFO, logger="socialcrm.core.engine.circuit")
-    for _ in range(200):
-        deliverer.deliver_due()
-        if store.delivery_counts(now=clock.now)[0]["delivered"] == len(batch):
-            break
-        clock.now += 2.0
+    deliver_until_done(deliverer, store, clock, len(batch), step=2.0, passes=200)
     assert not fake_crm.script  # the whole outage was played
     figures = assert_exactly_once(fake_crm, store, [r.id for r in batch], "5xx/timeout outage")
     # Each lost response (the CRM stored the record, the answer came too late) was re-sent and answered
@@ -170,11 +175,7 @@ def test_a_long_outage_with_max_attempts_3_dead_letters_nothing(fake_crm, tmp_pa
     cfg = SinkConfig("crm", "webhook", {}, max_batch=10, max_attempts=3, backoff_initial=1.0, backoff_max=4.0,
                      breaker_cooldown=5.0)
     deliverer = Deliverer(store, {"crm": (webhook(fake_crm.url), cfg)}, clock=clock, rng=lambda: 1.0)
-    for _ in range(500):
-        deliverer.deliver_due()
-        if store.delivery_counts(now=clock.now)[0]["delivered"] == len(batch):
-            break
-        clock.now += 1.0
+    deliver_until_done(deliverer, store, clock, len(batch), step=1.0, passes=500)
     assert not fake_crm.script  # the whole outage was played
     assert store.delivery_counts(now=clock.now)[0]["dead"] == 0
     assert_exactly_once(fake_crm, store, [r.id for r in batch], "outage, max_attempts = 3")
