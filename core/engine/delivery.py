@@ -308,7 +308,8 @@ class Deliverer:
             return Outcome(item.outbox_id, "dead", error=f"gave up after {attempt} attempts: {delivery.error}")
         wait = backoff_delay(attempt, cfg.backoff_initial, cfg.backoff_max, self.rng)
         stats.retried[name] += 1
-        return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait, counts_attempt=charged)
+        return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait,
+                       counts_attempt=charged)
 
 
 def _scheduled_by_server(claimed: Sequence[Claimed], deliveries: Sequence[Delivery]) -> set[int]:
