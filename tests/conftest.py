@@ -226,7 +226,9 @@ class FakeCRM:
     plays the faults queued in ``script`` (one per request, in order): ``500``/``503``, ``(429, secs)``
     (with ``Retry-After``), ``"timeout"`` (creates the object, then answers too late: a lost response)
     or ``"hang"`` (answers too late without creating anything). ``reject(record)`` returns a reason to
-    refuse a record with 422. Requests to a path other than ``path`` get 404."""
+    refuse a record with 422. Requests to a path other than ``path`` get 404. ``hold_answer_at(n)`` makes
+    the request that creates the ``n``-th object wait for ``release()`` before it answers, with ``held``
+    set meanwhile: the object is stored, its answer not yet sent (the moment to kill a client)."""
 
     def __init__(self, secret="s3cret-key", path="/v1/records", delay=0.5):
         self.secret, self.path, self.delay = secret, path, delay
@@ -237,6 +239,9 @@ class FakeCRM:
         self.requests: list[tuple[float, str, int]] = []  # (monotonic time, key, status)
         self.replays = 0
         self.lock = threading.Lock()
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self.released = threading.Event()
         crm = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -249,6 +254,9 @@ class FakeCRM:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, payload, headers, late = crm._handle(self.path, self.headers, body)
+                if crm._holds(status, payload):
+                    crm.held.set()
+                    crm.released.wait(60)
                 if late:
                     time.sleep(crm.delay)  # the client has given up: this answer is lost
                 data = json.dumps(payload).encode()
@@ -299,6 +307,20 @@ class FakeCRM:
         self.objects[key] = {"id": f"crm-{len(self.objects) + 1}", "record_id": record["id"]}
         self.created[record["id"]] += 1
         return 201, self.objects[key], {}, action == "timeout"
+
+    def hold_answer_at(self, n: int) -> None:
+        """Hold the answer to the request that creates the ``n``-th object until ``release()``."""
+        self.held.clear()
+        self.released.clear()
+        self.hold_at = n
+
+    def release(self) -> None:
+        """Let a held answer go (to a client that may have died meanwhile)."""
+        self.hold_at = None
+        self.released.set()
+
+    def _holds(self, status, payload) -> bool:
+        return status == 201 and self.hold_at is not None and payload.get("id") == f"crm-{self.hold_at}"
 
     @property
     def count(self) -> int:

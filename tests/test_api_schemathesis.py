@@ -69,7 +69,9 @@ def test_generated_requests_never_break_the_spec(seeded):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", seeded.app)
     headers = seeded.auth("admin")
     ran: dict[str, int] = {}
-    started = time.monotonic()
+    # CPU time of this process, not the wall clock: the bound is on the work the suite takes, which
+    # another busy process on the machine does not change.
+    started = time.process_time()
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode, examples in EXAMPLES.items():
@@ -83,6 +85,6 @@ def test_generated_requests_never_break_the_spec(seeded):
                 run()
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE, operation.label  # nothing to make invalid (no inputs)
-    elapsed = time.monotonic() - started
+    elapsed = time.process_time() - started
     assert len(ran) == 23 and sum(ran.values()) >= 250, ran  # every operation, a few hundred cases
     assert elapsed < 60, elapsed

@@ -9,7 +9,7 @@ from socialcrm.core.sdk.connector import PluginContext
 from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.engine.delivery import Deliverer, backoff_delay
 from socialcrm.core.sdk.errors import AuthError
-from socialcrm.core.sdk.model import Record
+from socialcrm.core.sdk.model import DeliveryStatus, Record
 from socialcrm.core.store import Store
 
 T0 = 1_800_000_000.0
@@ -257,3 +257,77 @@ def test_a_nearly_spent_budget_lets_only_p1_records_through_until_the_next_utc_d
     d.deliver_due()
     assert len(sink.batches) == 17 and sink.batches[10] == ["x:103"]
     store.close()
+
+
+# --- per-record sinks: outcomes saved as they come, records not sent cost no attempt ---
+
+class StreamingSink(ScriptedSink):
+    """A per-record sink: ``send_each`` yields each record's outcome as its request is answered and stops
+    at the first failure, as the webhook sink does. ``answer(record)`` is that record's outcome; before
+    each request it notes how many outcomes the store already holds."""
+
+    def __init__(self, answer, store):
+        super().__init__(answer)
+        self.store = store
+        self.saved_before = []
+
+    def send_each(self, records):
+        self.batches.append([r.id for r in records])
+        for record in records:
+            row = self.store.delivery_counts(now=T0)[0]
+            self.saved_before.append(row["delivered"] + row["dead"] + row["retry"])
+            delivery = self.answer(record)
+            yield delivery
+            if delivery.status is DeliveryStatus.RETRY:
+                return
+
+
+def attempts(store, outbox_id):
+    return store.dead_letter(outbox_id)["attempts"]
+
+
+def test_a_per_record_sink_has_each_outcome_saved_before_its_next_request(store):
+    sink = StreamingSink(lambda r: Delivery.delivered(r.id, "ext-" + r.id), store)
+    deliverer(store, sink, Clock()).deliver_due()
+    assert sink.saved_before[:10] == list(range(10))  # record n goes once the n before it are saved
+    assert [len(b) for b in sink.batches] == [10, 10, 5] and states(store)["delivered"] == 25
+
+
+def test_records_a_per_record_sink_did_not_send_cost_no_attempt(store):
+    sink = StreamingSink(lambda r: Delivery.retry(r.id, "503 Service Unavailable") if r.id == "x:3"
+                         else Delivery.delivered(r.id), store)
+    deliverer(store, sink, Clock(), max_attempts=3).deliver_due()
+    row = states(store)
+    assert (row["delivered"], row["retry"], row["dead"]) == (3 + 15, 7, 0)  # the pass went on to the next batches
+    assert attempts(store, 4) == 1  # x:3 was sent and failed after the sink answered others: one attempt
+    not_sent = store.dead_letter(5)
+    assert (not_sent["state"], not_sent["attempts"]) == ("retry", 0)
+    assert not_sent["last_error"] == "not sent: sink 'scripted' stopped at an earlier failure in this batch"
+
+
+def test_a_long_outage_of_a_per_record_sink_dead_letters_nothing_even_with_max_attempts_1(store):
+    clock = Clock()
+    sink = StreamingSink(lambda r: Delivery.retry(r.id, "503 Service Unavailable") if clock.now < T0 + 300
+                         else Delivery.delivered(r.id), store)
+    d = deliverer(store, sink, clock, max_attempts=1, backoff_initial=1.0, backoff_max=4.0, breaker_threshold=5,
+                  breaker_cooldown=10)
+    while states(store)["delivered"] < 25:
+        assert clock.now < T0 + 400, states(store)
+        d.deliver_due()
+        clock.now += 1.0
+    assert states(store)["dead"] == 0 and len(sink.batches) > 10  # the outage was tried through, and outlasted
+    assert store.sink_states()["scripted"]["breaker"] == "closed"
+
+
+def test_a_list_sink_that_raises_for_its_batch_is_down_and_costs_no_attempt(store):
+    clock = Clock()
+
+    def down(_records):
+        raise RetriableError("503 Service Unavailable")
+    d = deliverer(store, ScriptedSink(down), clock, max_attempts=1, backoff_initial=1.0, backoff_max=1.0,
+                  breaker_threshold=50)
+    for _ in range(5):
+        d.deliver_due()
+        clock.now += 1.0
+    assert states(store)["dead"] == 0 and attempts(store, 1) == 0
+    assert store.sink_states()["scripted"]["failures"] == 5

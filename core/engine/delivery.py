@@ -4,8 +4,14 @@ A row moves pending -> in_flight (claimed with a lease) -> delivered | retry | d
 worker's rows come back when their lease expires; idempotent sinks make the re-send harmless.
 
 Around each sink: a pause when a whole batch failed or the server said when to come back (kept in
-the store), a circuit breaker (``core.circuit``), and an optional daily call budget that keeps its
-last part for P1 records.
+the store, read before every batch, and written *before* the HTTP client sleeps a short wait in-line,
+so another process or a restart waits too), a circuit breaker (``core.circuit``), and an optional
+daily call budget that keeps its last part for P1 records.
+
+A sink with a generator ``send_each(records)`` (one request per record, like the webhook sink) is
+sent through it: each outcome is saved as it comes, so a killed process re-sends at most the record
+whose answer it had not saved, and the records it yields nothing for (it stopped at a failure) were
+not sent and cost no attempt. Other sinks answer a whole batch through ``send``.
 """
 from __future__ import annotations
 
@@ -14,9 +20,11 @@ import math
 import random
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from socialcrm.core.engine.circuit import FAILED, HALF_OPEN, HELD, OK, CircuitBreaker
 from socialcrm.core.engine.config import SinkConfig
@@ -67,27 +75,39 @@ class Deliverer:
                                               cfg.lease_seconds, self._now)
                          for name, (_sink, cfg) in sinks.items()}
         self._budget_level: dict[str, tuple[str, str]] = {}
+        for name, (sink, _cfg) in sinks.items():
+            for client in getattr(getattr(sink, "context", None), "http_clients", None) or ():
+                client.on_wait = partial(self._hold_in_store, name)
 
     def _now(self) -> float:
         return self.clock()
 
+    def _hold_in_store(self, name: str, until: float) -> None:
+        """The server asked the HTTP client to wait until ``until``: store it before the client sleeps."""
+        self.store.hold_sink(name, until, now=self.clock())
+        self.paused_until[name] = max(self.paused_until.get(name, 0.0), until)
+
+    def _read_stored_state(self, name: str) -> None:
+        """Take the breaker and the hold another loop (or an earlier run) stored for ``name``."""
+        row = self.store.sink_state(name)
+        self.breakers[name].refresh(row)
+        if row and row.get("hold_until"):
+            self.paused_until[name] = max(self.paused_until.get(name, 0.0), row["hold_until"])
+
     def deliver_due(self, max_batches: int | None = None) -> DeliveryStats:
         """Send every row that is due now, sink by sink, batch by batch; returns counts."""
         stats = DeliveryStats()
-        stored = self.store.sink_states()
         for name, (sink, cfg) in self.sinks.items():
-            row = stored.get(name)
-            self.breakers[name].refresh(row)
-            if row and row.get("hold_until"):
-                self.paused_until[name] = max(self.paused_until.get(name, 0.0), row["hold_until"])
             self._deliver_sink(name, sink, cfg, stats, max_batches)
         return stats
 
     def _deliver_sink(self, name: str, sink: Sink, cfg: SinkConfig, stats: DeliveryStats,
                       max_batches: int | None) -> None:
         breaker = self.breakers[name]
+        streams = callable(getattr(sink, "send_each", None))
         batches = 0
         while max_batches is None or batches < max_batches:
+            self._read_stored_state(name)  # a hold another process stored since the last batch holds here too
             if self.paused_until.get(name, 0) > self.clock():
                 return
             priorities = self._allowed_priorities(name, cfg)
@@ -104,23 +124,30 @@ class Deliverer:
                     breaker.release_probe()
                 return
             batches += 1
-            deliveries = self._send(name, sink, cfg, claimed, stats)
-            outcomes = self._outcomes(name, cfg, claimed, deliveries, stats)
-            now = self.clock()
-            result = _judge(claimed, deliveries, outcomes)
-            if probing and result == FAILED:
-                # The probe tests the sink, not the record: a failed probe costs the record no attempt.
-                self.store.release(token, [o.outbox_id for o in outcomes], next_attempt_at=now)
+            self._fill_thread_objects(name, [c.record for c in claimed])
+            if streams:  # a failed probe, like any first failure, costs its record no attempt
+                deliveries, outcomes = self._stream(name, sink, cfg, token, claimed, stats)
+                now = self.clock()
             else:
-                self.store.complete(token, outcomes, now=now)
-            hold = self._hold(name, outcomes, result, now)
+                deliveries, down = self._send(name, sink, cfg, claimed, stats)
+                outcomes = self._outcomes(name, cfg, claimed, deliveries, stats, charged=not down)
+                now = self.clock()
+                if probing and _judge(claimed, deliveries, outcomes) == FAILED:
+                    # The probe tests the sink, not the record: a failed probe costs the record no attempt.
+                    self.store.release(token, [o.outbox_id for o in outcomes], next_attempt_at=now)
+                else:
+                    self.store.complete(token, outcomes, now=now)
+            scheduled = _scheduled_by_server(claimed, deliveries)
+            result = _judge(claimed, deliveries, outcomes, scheduled)
+            hold = self._hold(name, outcomes, scheduled, result, now)
             breaker.record(result, error=next((o.error for o in outcomes if o.error), None), hold_until=hold)
             if result != OK:
                 return
 
-    def _hold(self, name: str, outcomes: Sequence[Outcome], result: str, now: float) -> float | None:
+    def _hold(self, name: str, outcomes: Sequence[Outcome], scheduled: set[int], result: str,
+              now: float) -> float | None:
         """When this sink may be tried again, after a batch; None if at once."""
-        waits = [o.next_attempt_at for o in outcomes if o.state == "retry" and not o.counts_attempt]
+        waits = [o.next_attempt_at for o in outcomes if o.state == "retry" and o.outbox_id in scheduled]
         hold = max(waits) if waits else None  # the server's word holds for every row of the sink
         if result != OK:
             # Nothing of the batch went through: the sink (not the records) is in trouble, so nothing
@@ -152,33 +179,94 @@ class Deliverer:
                             name, cfg.daily_call_budget)
         return allowed
 
-    def _send(self, name: str, sink: Sink, cfg: SinkConfig, claimed: Sequence[Claimed],
-              stats: DeliveryStats) -> list[Delivery]:
-        records = [c.record for c in claimed]
-        self._fill_thread_objects(name, records)
+    @contextmanager
+    def _counting_calls(self, name: str, sink: Sink, cfg: SinkConfig, stats: DeliveryStats) -> Iterator[None]:
+        """Count the calls made inside the block: a sink that speaks HTTP through context.http() is
+        counted request by request; any other sink as one call per batch."""
         clients = getattr(getattr(sink, "context", None), "http_clients", None)
         calls_before = sum(c.calls for c in clients) if clients else 0
         try:
-            deliveries = sink.send(records)
-        except RetriableError as exc:
-            log.warning("sink %s: batch of %d will be retried: %s", name, len(records), exc)
-            deliveries = [Delivery.retry(r.id, str(exc), exc.retry_after) for r in records]
-        except AuthError as exc:
-            # Credentials are wrong: nothing is the records' fault, so they wait for a fixed config.
-            log.error("sink %s: authentication failed, delivery paused: %s", name, exc)
-            self.paused_until[name] = self.clock() + cfg.backoff_max
-            deliveries = [Delivery.retry(r.id, f"authentication failed: {exc}") for r in records]
-        except Exception as exc:  # a plugin bug must not lose records: keep them for a retry
-            log.exception("sink %s raised while sending %d records", name, len(records))
-            deliveries = [Delivery.retry(r.id, f"{type(exc).__name__}: {exc}") for r in records]
+            yield
         finally:
-            # A sink that speaks HTTP through context.http() is counted request by request; any
-            # other sink as one call per batch.
             made = sum(c.calls for c in clients) - calls_before if clients else 1
             stats.calls[name] += made
             if cfg.daily_call_budget is not None:
                 self.store.add_calls(name, utc_day(self.clock()), made)
-        return deliveries
+
+    def _failed(self, name: str, cfg: SinkConfig, records: Sequence[Any], exc: Exception) -> list[Delivery]:
+        """The outcomes of records whose send raised ``exc``: each kept for a retry."""
+        if isinstance(exc, RetriableError):
+            log.warning("sink %s: batch of %d will be retried: %s", name, len(records), exc)
+            return [Delivery.retry(r.id, str(exc), exc.retry_after) for r in records]
+        if isinstance(exc, AuthError):
+            # Credentials are wrong: nothing is the records' fault, so they wait for a fixed config.
+            log.error("sink %s: authentication failed, delivery paused: %s", name, exc)
+            self.paused_until[name] = self.clock() + cfg.backoff_max
+            return [Delivery.retry(r.id, f"authentication failed: {exc}") for r in records]
+        # A plugin bug must not lose records: keep them for a retry.
+        log.error("sink %s raised while sending %d records", name, len(records), exc_info=exc)
+        return [Delivery.retry(r.id, f"{type(exc).__name__}: {exc}") for r in records]
+
+    def _send(self, name: str, sink: Sink, cfg: SinkConfig, claimed: Sequence[Claimed],
+              stats: DeliveryStats) -> tuple[list[Delivery], bool]:
+        """The sink's answers for a batch, and whether the sink was down (it raised ``RetriableError``
+        for the whole batch: the sink's trouble, which costs the records no attempt)."""
+        records = [c.record for c in claimed]
+        with self._counting_calls(name, sink, cfg, stats):
+            try:
+                return sink.send(records), False
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a retry, see _failed
+                return self._failed(name, cfg, records, exc), isinstance(exc, RetriableError)
+
+    def _stream(self, name: str, sink: Sink, cfg: SinkConfig, token: str, claimed: Sequence[Claimed],
+                stats: DeliveryStats) -> tuple[list[Delivery], list[Outcome]]:
+        """Send a batch through ``sink.send_each``, saving each outcome as it comes. Returns what the
+        sink answered and the outcomes of the rows it was sent (the rows it did not send are handed
+        back uncharged, due when the sink may be tried again)."""
+        waiting = {c.record.id: c for c in claimed}
+        deliveries: list[Delivery] = []
+        outcomes: list[Outcome] = []
+
+        def save(answers: Iterable[Delivery], charged: bool | None = None) -> None:
+            for delivery in answers:
+                item = waiting.pop(delivery.record_id, None)
+                if item is None:
+                    log.error("sink %s answered for record %s, which it was not sent or already answered", name,
+                              delivery.record_id)
+                    continue
+                now = self.clock()
+                # A failure before the sink answered anything of the batch says the sink is down (it
+                # feeds the circuit breaker), not that the record is bad: it costs the record no attempt.
+                down = not outcomes and delivery.status is DeliveryStatus.RETRY
+                outcome = self._outcome(name, cfg, item, delivery, now, stats,
+                                        charged=not down if charged is None else charged)
+                self.store.complete(token, [outcome], now=now)
+                deliveries.append(delivery)
+                outcomes.append(outcome)
+
+        with self._counting_calls(name, sink, cfg, stats):
+            try:
+                save(sink.send_each([c.record for c in claimed]))
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a retry, see _failed
+                # Which of the rest the failed call carried is unknown: each is charged an attempt,
+                # unless the sink had answered nothing yet (it is down).
+                save(self._failed(name, cfg, [c.record for c in waiting.values()], exc),
+                     charged=not (isinstance(exc, RetriableError) and not outcomes))
+        if waiting and not outcomes:
+            # It answered nothing: the first record counts as attempted, so a sink that never answers
+            # still reaches max_attempts instead of holding its rows forever.
+            first = next(iter(waiting.values()))
+            save([Delivery.retry(first.record.id, f"sink {name!r} returned no outcome for this record")],
+                 charged=True)
+        if waiting:
+            now = self.clock()
+            due = max((o.next_attempt_at or now for o in outcomes if o.state == "retry"), default=now)
+            self.store.complete(token, [Outcome(c.outbox_id, "retry", next_attempt_at=due, counts_attempt=False,
+                                                error=f"not sent: sink {name!r} stopped at an earlier failure "
+                                                      "in this batch")
+                                        for c in waiting.values()], now=now)
+            stats.retried[name] += len(waiting)
+        return deliveries, outcomes
 
     def _fill_thread_objects(self, name: str, records: Sequence[Record]) -> None:
         """Tell each reply the object its conversation already has in this sink (``Record.thread_object``),
@@ -205,7 +293,7 @@ class Deliverer:
             log.info("sink %s: record %s opens a new object: its conversation's first record %s", name, record.id, why)
 
     def _outcomes(self, name: str, cfg: SinkConfig, claimed: Sequence[Claimed], deliveries: Sequence[Delivery],
-                  stats: DeliveryStats) -> list[Outcome]:
+                  stats: DeliveryStats, charged: bool = True) -> list[Outcome]:
         by_record: dict[str, Delivery] = {}
         for delivery in deliveries:
             if delivery.record_id in by_record:
@@ -216,44 +304,54 @@ class Deliverer:
         for stray in set(by_record) - known:
             log.error("sink %s answered for record %s, which it was not sent", name, stray)
         now = self.clock()
-        outcomes = []
-        for item in claimed:
-            delivery = by_record.get(item.record.id) or Delivery.retry(
-                item.record.id, f"sink {name!r} returned no outcome for this record")
-            attempt = item.attempts + 1
-            if delivery.status is DeliveryStatus.DELIVERED:
-                outcomes.append(Outcome(item.outbox_id, "delivered", external_id=delivery.external_id))
-                stats.delivered[name] += 1
-            elif delivery.status is DeliveryStatus.REJECTED:
-                outcomes.append(Outcome(item.outbox_id, "dead", error=f"rejected: {delivery.error}"))
-                stats.dead[name] += 1
-                log.warning("sink %s rejected record %s: %s", name, item.record.id, delivery.error)
-            elif delivery.retry_after:
-                # The server said exactly when to come back (Retry-After, a rate-limit reset): that is
-                # a schedule, not a failure, so it is honoured to the second and costs no attempt.
-                outcomes.append(Outcome(item.outbox_id, "retry", error=delivery.error,
-                                        next_attempt_at=now + delivery.retry_after, counts_attempt=False))
-                stats.retried[name] += 1
-            elif attempt >= cfg.max_attempts:
-                outcomes.append(Outcome(item.outbox_id, "dead",
-                                        error=f"gave up after {attempt} attempts: {delivery.error}"))
-                stats.dead[name] += 1
-                log.warning("sink %s: record %s dead-lettered after %d attempts: %s", name, item.record.id,
-                            attempt, delivery.error)
-            else:
-                wait = backoff_delay(attempt, cfg.backoff_initial, cfg.backoff_max, self.rng)
-                outcomes.append(Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait))
-                stats.retried[name] += 1
-        return outcomes
+        return [self._outcome(name, cfg, item, by_record.get(item.record.id) or Delivery.retry(
+                    item.record.id, f"sink {name!r} returned no outcome for this record"), now, stats, charged)
+                for item in claimed]
+
+    def _outcome(self, name: str, cfg: SinkConfig, item: Claimed, delivery: Delivery, now: float,
+                 stats: DeliveryStats, charged: bool = True) -> Outcome:
+        """What to write back to ``item``'s row, given the sink's answer for its record; a failure that is
+        not ``charged`` (the sink was down) is retried without counting toward ``max_attempts``."""
+        attempt = item.attempts + 1
+        if delivery.status is DeliveryStatus.DELIVERED:
+            stats.delivered[name] += 1
+            return Outcome(item.outbox_id, "delivered", external_id=delivery.external_id)
+        if delivery.status is DeliveryStatus.REJECTED:
+            stats.dead[name] += 1
+            log.warning("sink %s rejected record %s: %s", name, item.record.id, delivery.error)
+            return Outcome(item.outbox_id, "dead", error=f"rejected: {delivery.error}")
+        if delivery.retry_after:
+            # The server said exactly when to come back (Retry-After, a rate-limit reset): that is
+            # a schedule, not a failure, so it is honoured to the second and costs no attempt.
+            stats.retried[name] += 1
+            return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + delivery.retry_after,
+                           counts_attempt=False)
+        if attempt >= cfg.max_attempts and charged:
+            stats.dead[name] += 1
+            log.warning("sink %s: record %s dead-lettered after %d attempts: %s", name, item.record.id,
+                        attempt, delivery.error)
+            return Outcome(item.outbox_id, "dead", error=f"gave up after {attempt} attempts: {delivery.error}")
+        wait = backoff_delay(attempt, cfg.backoff_initial, cfg.backoff_max, self.rng)
+        stats.retried[name] += 1
+        return Outcome(item.outbox_id, "retry", error=delivery.error, next_attempt_at=now + wait,
+                       counts_attempt=charged)
 
 
-def _judge(claimed: Sequence[Claimed], deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> str:
+def _scheduled_by_server(claimed: Sequence[Claimed], deliveries: Sequence[Delivery]) -> set[int]:
+    """The outbox ids whose record the server said when to send again (``Retry-After``, a reset)."""
+    waits = {d.record_id for d in deliveries if d.status is DeliveryStatus.RETRY and d.retry_after}
+    return {c.outbox_id for c in claimed if c.record.id in waits}
+
+
+def _judge(claimed: Sequence[Claimed], deliveries: Sequence[Delivery], outcomes: Sequence[Outcome],
+           scheduled: set[int] | None = None) -> str:
     """What a batch says about its sink: OK if the sink answered any record (delivered or rejected it),
     HELD if it asked us to come back at a given time, FAILED if it answered nothing."""
     sent = {c.record.id for c in claimed}
     if any(d.status is not DeliveryStatus.RETRY and d.record_id in sent for d in deliveries):
         return OK
-    if all(o.state == "retry" and not o.counts_attempt for o in outcomes):
+    scheduled = _scheduled_by_server(claimed, deliveries) if scheduled is None else scheduled
+    if all(o.state == "retry" and o.outbox_id in scheduled for o in outcomes):
         return HELD
     return FAILED
 

@@ -5,7 +5,9 @@
   ``Retry-After`` when the server sends it.
 - 429 waits exactly as long as ``Retry-After`` or the vendor's reset header says, on its own budget;
   a wait longer than ``max_wait`` is not slept through but raised as ``RetriableError(retry_after=...)``
-  so the caller (the outbox, the source scheduler) comes back later.
+  so the caller (the outbox, the source scheduler) comes back later. Before any wait the server asked
+  for is slept in-line, ``on_wait(until)`` is called (the deliverer keeps it in the store, so another
+  process or a restart honours it too).
 - Vendors' remaining/reset headers are read on every response: when the remaining budget reaches zero,
   the next call waits for the reset instead of spending a request on a 429.
 - 401/403 raise ``AuthError``; with ``classify=True`` (the default) other 4xx raise ``FatalError``.
@@ -173,6 +175,8 @@ class HttpClient:
     and the rate-limit state).
 
     ``sleep`` and ``clock`` are injectable so tests can record the waits instead of sleeping.
+    ``on_wait(until)`` is called with the Unix time a server-requested wait (``Retry-After``, a spent
+    rate-limit budget) ends, before it is slept in-line.
     ``interpret`` is the plugin's reading of a response (``Connector.interpret_response``): it returns a
     ``ResponseAction``, or ``None`` to leave the response to ``default_action``.
     """
@@ -181,8 +185,10 @@ class HttpClient:
                  backoff_initial: float = 1.0, backoff_max: float = 60.0,
                  rate_limit: RateLimitHeaders | None = None, secrets: Iterable[str] = (),
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 session: requests.Session | None = None, interpret: Interpret | None = None):
+                 session: requests.Session | None = None, interpret: Interpret | None = None,
+                 on_wait: Callable[[float], None] | None = None):
         self.name = name
+        self.on_wait = on_wait
         self.interpret = interpret
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -283,9 +289,14 @@ class HttpClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and exc.retry_after is not None:
+            self._announce_wait(self.clock() + exc.retry_after)
             return exc.retry_after  # exactly what the server asked for
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
         return ceiling * (0.5 + 0.5 * random.random())
+
+    def _announce_wait(self, until: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(until)
 
     def _log_retry(self, method: str, url: str) -> Callable[[RetryCallState], None]:
         def log_it(state: RetryCallState) -> None:
@@ -317,6 +328,7 @@ class HttpClient:
             raise RetriableError(f"{self.name}: rate-limit budget spent; it resets in {wait:.0f} s",
                                  retry_after=wait)  # no response: this call was never sent
         log.info("%s: rate-limit budget spent, waiting %.1f s for the reset", self.name, wait)
+        self._announce_wait(self.blocked_until)
         self.sleep(wait)
         self.blocked_until = 0.0
 

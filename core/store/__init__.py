@@ -122,6 +122,8 @@ class Store:
 
     # engage: sink state (circuit breaker, pauses) and daily call counts
     sink_states = _delegate("sinks", SinkStates.sink_states)
+    sink_state = _delegate("sinks", SinkStates.sink_state)
+    hold_sink = _delegate("sinks", SinkStates.hold_sink)
     change_sink_state = _delegate("sinks", SinkStates.change_sink_state)
     add_calls = _delegate("sinks", SinkStates.add_calls)
     calls_on = _delegate("sinks", SinkStates.calls_on)

@@ -1,4 +1,5 @@
-"""Per-sink state shared by every delivery loop: the circuit breaker row and daily call counts."""
+"""Per-sink state shared by every delivery loop: the circuit breaker row, the server's holds ("nothing
+before T") and daily call counts."""
 from __future__ import annotations
 
 import time
@@ -20,6 +21,19 @@ class SinkStates:
         """Every sink's stored breaker state, by sink name."""
         with self.db.connect() as conn:
             return {row["sink"]: dict(row) for row in conn.execute(select(sink_state)).mappings()}
+
+    def sink_state(self, sink: str) -> dict[str, Any] | None:
+        """One sink's stored state, or None if nothing was ever stored for it."""
+        with self.db.connect() as conn:
+            row = conn.execute(select(sink_state).where(sink_state.c.sink == sink)).mappings().first()
+        return dict(row) if row else None
+
+    def hold_sink(self, sink: str, until: float, now: float | None = None) -> dict[str, Any]:
+        """Keep ``sink`` blocked until ``until`` (a wait the server asked for), for every loop and a
+        restarted process; a later hold already stored is kept. Returns the row as it now is."""
+        def later(row: dict[str, Any]) -> dict[str, Any] | None:
+            return {"hold_until": until} if (row.get("hold_until") or 0.0) < until else None
+        return self.change_sink_state(sink, later, now=now)
 
     def change_sink_state(self, sink: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
                           now: float | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import requests
 from marshmallow import ValidationError, fields, validate, validates
@@ -120,8 +120,17 @@ class WebhookSink(Sink):
 
     def send(self, records: Sequence[Record]) -> list[Delivery]:
         if self.config["batch"] and len(records) > 1:
-            return self._send_batch(records)
+            return list(self._send_batch(records))
         return self._send_each(records)
+
+    def send_each(self, records: Sequence[Record]) -> Iterator[Delivery]:
+        """``send`` as a generator, for the outbox: each record's outcome as soon as its request is
+        answered (so it is saved before the next request goes), stopping at the first failure; the
+        records it yields nothing for were not sent. In batch mode, the batch's outcomes at once."""
+        if self.config["batch"] and len(records) > 1:
+            yield from self._send_batch(records, each=self._each)
+            return
+        yield from self._each(records)
 
     def close(self) -> None:
         self.http.session.close()
@@ -129,18 +138,22 @@ class WebhookSink(Sink):
     # --- internals ---
 
     def _send_each(self, records: Sequence[Record]) -> list[Delivery]:
-        out: list[Delivery] = []
-        for index, record in enumerate(records):
+        out = list(self._each(records))
+        if len(out) < len(records):
+            failed = out[-1]
+            out.extend(Delivery.retry(r.id, f"not sent: the receiver failed on {failed.record_id} first",
+                                      failed.retry_after) for r in records[len(out):])
+        return out
+
+    def _each(self, records: Sequence[Record]) -> Iterator[Delivery]:
+        for record in records:
             try:
                 response = self._post(_body(_payload(record)), record.id, render.event(record)["event"])
             except RetriableError as exc:
                 # The receiver is in trouble: keep the rest of the batch for later rather than pile on.
-                out.append(Delivery.retry(record.id, str(exc), exc.retry_after))
-                out.extend(Delivery.retry(r.id, f"not sent: the receiver failed on {record.id} first",
-                                          exc.retry_after) for r in records[index + 1:])
-                break
-            out.append(self._outcome(record.id, response))
-        return out
+                yield Delivery.retry(record.id, str(exc), exc.retry_after)
+                return
+            yield self._outcome(record.id, response)
 
     def _post(self, body: bytes, key: str, event: str | None = None) -> requests.Response:
         timestamp = str(int(self.http.clock()))
@@ -166,7 +179,9 @@ class WebhookSink(Sink):
         text = text[:500] + ("..." if len(text) > 500 else "")
         return self.http.redact(f"{response.status_code} {response.reason}: {text}".rstrip(": "))
 
-    def _send_batch(self, records: Sequence[Record]) -> list[Delivery]:
+    def _send_batch(self, records: Sequence[Record],
+                    each: Callable[[Sequence[Record]], Iterable[Delivery]] | None = None) -> Iterable[Delivery]:
+        """One POST for the batch; if refused, the records one by one through ``each``."""
         ids = [r.id for r in records]
         key = "batch-" + hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:40]
         response = self._post(_body({"records": [_payload(r) for r in records]}), key)  # RetriableError: all retry
@@ -174,7 +189,7 @@ class WebhookSink(Sink):
             # One bad record refuses the whole batch: send each alone, so only that one is dead-lettered.
             self.log.warning("webhook refused a batch of %d (%s); sending its records one by one", len(records),
                              self._reason(response))
-            return self._send_each(records)
+            return (each or self._send_each)(records)
         results = _json(response)
         results = results.get("results") if isinstance(results, dict) else None
         if not isinstance(results, list):
