@@ -287,3 +287,20 @@ def test_postgresql_read_only_opens_an_empty_database_as_missing_and_refuses_for
     engine.dispose()
     said_once(invoke("run", "--once", "--config", config), 2,
               "table `outbox` exists but is not socialcrm's (columns id, parcel)")
+
+
+# --- a source that fails at run time ---
+
+def test_a_sources_missing_file_during_run_is_one_line_with_no_traceback(store_config, tmp_path, caplog):
+    config = store_config(f"sqlite:///{tmp_path}/socialcrm.db", f"""
+[sources.sample]
+plugin = "jsonl"
+path = "{tmp_path}/gone.jsonl"
+""")
+    with caplog.at_level("ERROR"):
+        result = invoke("run", "--once", "--config", config)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    failures = [r for r in caplog.records if r.name == "socialcrm.core.engine.pipeline"]
+    assert len(failures) == 1 and failures[0].exc_info is None
+    message = failures[0].getMessage()
+    assert "source sample failed" in message and "gone.jsonl" in message and "[sources.sample]" in message

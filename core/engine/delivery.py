@@ -139,6 +139,8 @@ class Deliverer:
                     self.store.complete(token, outcomes, now=now)
             scheduled = _scheduled_by_server(claimed, deliveries)
             result = _judge(claimed, deliveries, outcomes, scheduled)
+            log.info("sink %s: batch of %d: %s", name, len(claimed),
+                     ", ".join(f"{n} {state}" for state, n in sorted(Counter(o.state for o in outcomes).items())))
             hold = self._hold(name, outcomes, scheduled, result, now)
             breaker.record(result, error=next((o.error for o in outcomes if o.error), None), hold_until=hold)
             if result != OK:

@@ -19,7 +19,7 @@ from socialcrm.core.engine.incidents import group_incidents, incident_record
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
-from socialcrm.core.sdk.errors import AuthError, PluginError, RetriableError
+from socialcrm.core.sdk.errors import AuthError, ConfigError, FatalError, PluginError, RetriableError
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.sdk.model import Mention, Page, Record, SkippedItem
 from socialcrm.core.engine.plugins import PluginManager
@@ -117,7 +117,14 @@ class Pipeline:
             self.store.note_poll(name, stats.errors[name])
         except PluginError:
             raise
-        except Exception as exc:  # one broken source must not stop the others
+        except (FatalError, ConfigError, OSError) as exc:
+            # An operating matter (a refused request, a missing or unreadable file): said in one line
+            # that names it, without a traceback; the other sources go on.
+            stats.errors[name] = f"{type(exc).__name__}: {exc}"
+            log.error("source %s failed: %s (fix it, or its config block [sources.%s]; the other sources go on)",
+                      name, exc, name)
+            self.store.note_poll(name, stats.errors[name])
+        except Exception as exc:  # a plugin bug: its traceback is what its author needs
             stats.errors[name] = f"{type(exc).__name__}: {exc}"
             log.exception("source %s failed", name)
             self.store.note_poll(name, stats.errors[name])

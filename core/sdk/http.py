@@ -258,6 +258,7 @@ class HttpClient:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Transient(f"{type(exc).__name__}", timed_out=isinstance(exc, requests.Timeout)) from None
         now = self.clock()
+        log.debug("%s: %s %s -> %s", self.name, method, safe_url(url), response.status_code)
         self._read_budget(response, now)
         action = self.classify(response, classify=classify)
         if action.kind == "ok":
