@@ -8,7 +8,7 @@ reaching into ``socialcrm.core``. Built-in plugins import only this, exactly as 
 Sources also find here what reading a network takes: the config schema and secret policy
 (``SourceSchema``, ``EnvSecret``), item helpers (``need``, ``count``, ``iso_time``, ``ItemError``,
 ``brand_terms``, ``expand_links``, ``html_to_text``; from ``core/sdk/sources.py``) and the stream
-toolkit (paginators, ``paginate``, ``Watermark``, sweeps; from ``core/sdk/streams.py``). An item a
+toolkit (paginators, ``paginate``, ``Watermark``, ``SeenIds``, sweeps; from ``core/sdk/streams.py``). An item a
 source cannot read goes in ``Page.errors``, as a plain string or a ``SkippedItem`` that keeps its raw
 payload for the quarantine; ``read_mention`` reads JSON in socialcrm's own mention shape.
 
@@ -31,9 +31,9 @@ from .core.sdk.model import (INCIDENT_TYPE, PRIORITIES, RECORD_TYPES, Author, De
 from .core.sdk.sources import (EnvSecret, ItemError, SourceSchema, brand_terms, count, epoch_time, expand_links, id_key,
                                iso_time, missing_secret_message, need, parse_time, quick, require_env_secret, spans_of,
                                stamp, unique, unreachable, whole_count)
-from .core.sdk.streams import (LinkHeaderPaginator, PageNumberPaginator, PaginationLoop, Paginator, StreamCursor,
-                               TokenPaginator, Watermark, chain_streams, end_backfill, end_sweep, link_param, new_sweep,
-                               paginate, sweep_saw)
+from .core.sdk.streams import (LinkHeaderPaginator, PageNumberPaginator, PaginationLoop, Paginator, SeenIds,
+                               StreamCursor, TokenPaginator, Watermark, chain_streams, end_backfill, end_sweep, link_param,
+                               new_sweep, paginate, sweep_saw)
 
 __version__ = "0.1.0"
 
@@ -45,7 +45,7 @@ __all__ = [
     "LinkHeaderPaginator", "Mention", "mention_from_json", "missing_secret_message", "need", "new_sweep",
     "Page", "PageNumberPaginator", "paginate", "PaginationLoop", "Paginator", "parse_retry_after", "parse_time",
     "PluginContext", "PluginError", "PRIORITIES", "quick", "RateLimitHeaders", "read_mention", "Record",
-    "RECORD_TYPES", "require_env_secret", "ResponseAction", "RetriableError", "safe_url", "Sink", "SkippedItem",
-    "Source", "SourceSchema", "spans_of", "stamp", "StreamCursor", "StrictSchema", "sweep_saw", "TokenPaginator",
+    "RECORD_TYPES", "require_env_secret", "ResponseAction", "RetriableError", "safe_url", "SeenIds", "Sink",
+    "SkippedItem", "Source", "SourceSchema", "spans_of", "stamp", "StreamCursor", "StrictSchema", "sweep_saw", "TokenPaginator",
     "TransportError", "unique", "unreachable", "utc", "Watermark", "whole_count",
 ]

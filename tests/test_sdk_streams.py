@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from socialcrm import (LinkHeaderPaginator, Page, PageNumberPaginator, PaginationLoop, TokenPaginator, Watermark,
-                       StreamCursor, chain_streams, end_backfill, end_sweep, new_sweep, paginate, sweep_saw)
+from socialcrm import (LinkHeaderPaginator, Page, PageNumberPaginator, PaginationLoop, SeenIds, TokenPaginator,
+                       Watermark, StreamCursor, chain_streams, end_backfill, end_sweep, new_sweep, paginate, sweep_saw)
 
 
 class Api:
@@ -114,6 +114,16 @@ def test_raising_the_watermark_replaces_or_adds_to_the_ties():
     assert (mark.value, mark.seen) == (100, ["a", "b", "c"])
     mark.raise_to(120, ["d"])
     assert (mark.value, mark.seen) == (120, ["d"])
+
+
+def test_ids_seen_keep_the_latest_batch_whole_and_older_ids_up_to_the_bound():
+    seen = SeenIds(["c", "b", "a"], limit=4)
+    assert "b" in seen and "z" not in seen
+    seen.take(["e", "d", "c"])  # the latest batch first, in its order; "c" moves up, not twice
+    assert seen.ids == ["e", "d", "c", "b"]  # the bound drops the oldest ("a")
+    seen.take(["v", "w", "x", "y", "z"])  # a batch longer than the bound is kept whole
+    assert seen.ids == ["v", "w", "x", "y", "z"] and "e" not in seen
+    assert json.loads(json.dumps(seen.ids)) == SeenIds(seen.ids).ids  # stored as a plain list
 
 
 def test_a_sweep_moves_the_watermark_only_when_it_ends_and_resumes_from_json():

@@ -9,6 +9,9 @@ loop. The pieces, learned from the Singer SDK's paginators and Airbyte's ``HttpS
   (``PaginationLoop``) instead of asking for the same page for ever.
 - A **watermark** (``Watermark``) is the newest time (or id) a stream has taken, with the ids seen
   at exactly that value, so items that share the watermark's second are neither lost nor taken twice.
+- **Ids seen** (``SeenIds``) are the ids a stream took, newest first and bounded, for a stream whose
+  items cannot be ordered by time (a feed document re-dates, re-orders or leaves entries undated): an
+  item is new when its id is not among them.
 - A **sweep** (``new_sweep``, ``sweep_saw``, ``end_sweep``) is one pass from the newest item back to
   the watermark (or, for a backfill, to ``since``). It remembers the newest value it met (``top``,
   ``top_seen``); only when it ends does that value become the watermark, so a run interrupted
@@ -155,6 +158,27 @@ class Watermark:
             self.value, self.seen = when, sorted(set(ids))
 
 
+class SeenIds:
+    """The ids a stream has taken, newest first, bounded: the ids of the latest batch are always kept,
+    older ones only up to ``limit`` in all. ``ids`` is the list to store (and to pass back in)."""
+
+    def __init__(self, ids: Sequence[str] | None = None, limit: int = 500):
+        self.ids = list(ids or [])
+        self.limit = limit
+        self._taken = set(self.ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._taken
+
+    def take(self, latest: Sequence[str]) -> None:
+        """Remember ``latest`` (in its order) ahead of the older ids, dropping the oldest beyond the bound."""
+        latest = list(dict.fromkeys(latest))
+        taken = set(latest)
+        older = [i for i in self.ids if i not in taken]
+        self.ids = (latest + older)[:max(self.limit, len(latest))]
+        self._taken = set(self.ids)
+
+
 def sweep_saw(sweep: dict[str, Any], when: Any, item_id: str) -> None:
     """Note an item a sweep met, so the newest one (``top``, with the ids at it in ``top_seen``)
     becomes the watermark when the sweep ends."""
@@ -220,6 +244,6 @@ def chain_streams(streams: Sequence[Any], cursor: Any,
             yield page
 
 
-__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "StreamCursor",
+__all__ = ["LinkHeaderPaginator", "PageNumberPaginator", "PaginationLoop", "Paginator", "SeenIds", "StreamCursor",
            "TokenPaginator", "Watermark", "chain_streams", "end_backfill", "end_sweep", "link_param", "new_sweep",
            "paginate", "sweep_saw"]

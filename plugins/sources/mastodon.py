@@ -297,13 +297,13 @@ class MastodonSource(Source):
         try:
             return self.http.get(self.base_url + path, params=params)
         except AuthError as exc:
-            raise AuthError(f"{exc} -- {self._explain(exc, path)}") from None
+            raise AuthError(f"{exc} -- {self._explain(exc, path)}", response=exc.response) from None
 
     def _explain(self, exc: AuthError, path: str) -> str:
         if not self.config["access_token"]:
             return (f"{self.host} keeps {path} to signed-in users: give the source a token with "
                     f"access_token = \"${{{TOKEN_ENV}}}\"")
-        if " 403 " in str(exc):
+        if exc.status == 403:
             scope = "read:notifications" if "notifications" in path else "read"
             return f"{self.host} accepted the token but it lacks the {scope} scope"
         return f"{self.host} did not accept the access token in {TOKEN_ENV} (revoked, or from another instance?)"

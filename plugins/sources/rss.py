@@ -4,10 +4,11 @@ Each feed is fetched through the shared HTTP layer with ``If-None-Match`` / ``If
 from the stored ETag and Last-Modified, so an unchanged feed costs a 304 and yields nothing. The
 bytes are handed to feedparser (which never touches the network here), one page per feed.
 
-The cursor, per feed: the ETag, the Last-Modified date, and the ids of the entries already taken
-(bounded: the entries of the latest document are always kept, older ids up to ``max_seen``). An
-entry's id is its ``guid``/``id``, else its link. On a feed's first run only entries from the last
-``initial_lookback_hours`` are taken (0 takes the whole document).
+The cursor, per feed: the ETag and Last-Modified date (the conditional GET's validators), the ids of
+the entries already taken (the stream toolkit's ``SeenIds``: the entries of the latest document are
+always kept, older ids up to ``max_seen``) and, as ``newest``, the ``Watermark`` of the newest entry
+time taken. An entry's id is its ``guid``/``id``, else its link. On a feed's first run only entries
+from the last ``initial_lookback_hours`` are taken (0 takes the whole document).
 
 Mapping: network ``rss``; the text is the title, " — ", and the summary as plain text with links
 expanded; the author is the entry's writer (RSS ``author``/``dc:creator``, Atom ``author``, the Atom
@@ -34,8 +35,8 @@ import feedparser
 from marshmallow import fields, validate
 
 from socialcrm import (
-    AuthError, Author, FatalError, hookimpl, html_to_text, ItemError, Mention, Page, quick, RetriableError, Source,
-    SourceSchema, stamp, unreachable)
+    AuthError, Author, FatalError, hookimpl, html_to_text, ItemError, Mention, Page, quick, RetriableError, SeenIds,
+    Source, SourceSchema, stamp, unreachable, Watermark)
 
 NETWORK = "rss"
 MAX_TEXT = 5000
@@ -103,14 +104,18 @@ class RssSource(Source):
             floor = None
             if first_run and self.config["initial_lookback_hours"]:
                 floor = self._now() - timedelta(hours=self.config["initial_lookback_hours"])
-            mentions, errors, ids = self._entries(url, parsed, set(feed.get("seen") or []), floor)
-            kept = max(self.config["max_seen"], len(ids))
-            feed["seen"] = (ids + [i for i in feed.get("seen") or [] if i not in set(ids)])[:kept]
-            feed["etag"] = response.headers.get("ETag")
-            feed["last_modified"] = response.headers.get("Last-Modified")
-            newest = max((m.created_at for m in mentions), default=None)
-            if newest and (not feed.get("newest") or stamp(newest) > feed["newest"]):
-                feed["newest"] = stamp(newest)
+            seen = SeenIds(feed.get("seen"), limit=self.config["max_seen"])
+            mentions, errors, ids = self._entries(url, parsed, seen, floor)
+            seen.take(ids)
+            feed.update(seen=seen.ids, etag=response.headers.get("ETag"),
+                        last_modified=response.headers.get("Last-Modified"))
+            # Feeds re-date and re-order entries, so the ids seen decide what is new; the watermark
+            # records the newest entry time taken (its ties are among the ids seen).
+            mark = Watermark(feed.get("newest"))
+            for mention in mentions:
+                mark.raise_to(stamp(mention.created_at), [mention.native_id])
+            if mark.value is not None:
+                feed["newest"] = mark.value
             yield Page(mentions, copy.deepcopy(state), errors)
 
     def backfill(self, since: datetime, cursor: Any = None) -> Iterator[Page]:
@@ -127,7 +132,7 @@ class RssSource(Source):
                 done.append(url)
                 yield Page([], {"backfill": True, "done": list(done)}, [f"feed {url}: {exc}"])
                 continue
-            mentions, errors, _ = self._entries(url, parsed, set(), since)
+            mentions, errors, _ = self._entries(url, parsed, SeenIds(), since)
             done.append(url)
             yield Page(mentions, {"backfill": True, "done": list(done)}, errors)
 
@@ -141,13 +146,13 @@ class RssSource(Source):
             return self.http.get(url, headers=headers)
         except AuthError as exc:
             raise AuthError(f"rss: {url} refused access ({exc}): the feed needs a login or blocks this "
-                            "client") from None
+                            "client", response=exc.response) from None
         except RetriableError as exc:
             raise unreachable(exc, url, "feeds") from None
         except FatalError as exc:
-            if " 404 " in str(exc) or " 410 " in str(exc):
-                raise FatalError(f"feed not found at {url} ({'404' if ' 404 ' in str(exc) else '410'}): "
-                                 f"check the address in `feeds`") from None
+            if exc.status in (404, 410):
+                raise FatalError(f"feed not found at {url} ({exc.status}): check the address in `feeds`",
+                                 response=exc.response) from None
             raise
 
     def _parse(self, url: str, response) -> Any:
@@ -160,7 +165,7 @@ class RssSource(Source):
             self.log.info("rss: %s is not well-formed (%s); reading what it holds", url, parsed.get("bozo_exception"))
         return parsed
 
-    def _entries(self, url: str, parsed: Any, seen: set[str], floor: datetime | None
+    def _entries(self, url: str, parsed: Any, seen: SeenIds, floor: datetime | None
                  ) -> tuple[list[Mention], list[str], list[str]]:
         """The mentions of a parsed feed not yet seen, the unreadable entries, and every entry id in order."""
         feed = parsed.feed
