@@ -80,15 +80,16 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
     skip = brand_words(brand)
     touched: dict[str, dict[str, Any]] = {}
     joined: dict[str, list[Record]] = {}
+    candidates = _Candidates(groups)
     for record in complaints:
         terms = key_terms(record.content, skip)
         if len(terms) < MIN_TERMS:
             continue
-        group = _best_group(groups, terms, record.created_at, window)
+        group = candidates.best(terms, record.created_at, window)
         if group is None:
             group = _new_group(record, terms)
-            groups.append(group)
         _add_member(group, record, terms)
+        candidates.add(group)
         touched[group["id"]] = group
         joined.setdefault(group["id"], []).append(record)
     opened: list[tuple[dict[str, Any], list[Record]]] = []
@@ -110,16 +111,40 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
     return opened
 
 
-def _best_group(groups: list[dict[str, Any]], terms: frozenset[str], at: datetime,
-                window: timedelta) -> dict[str, Any] | None:
-    best, best_score = None, SIMILARITY
-    for group in groups:
-        if at - group["last_at"] > window or group["first_at"] - at > window:
-            continue
-        score = similarity(terms, signature(group))
-        if score >= best_score:
-            best, best_score = group, score
-    return best
+class _Candidates:
+    """The open groups, indexed by the terms of their signatures: a complaint is compared only with the
+    groups it shares a term with (a Jaccard similarity of at least ``SIMILARITY`` needs one), in the order
+    the groups were found, so the choice is the one a scan of every group would make, without the scan."""
+
+    def __init__(self, groups: Iterable[dict[str, Any]]):
+        self.order: dict[str, int] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.signatures: dict[str, frozenset[str]] = {}
+        self.by_term: dict[str, set[str]] = {}
+        for group in groups:
+            self.add(group)
+
+    def add(self, group: dict[str, Any]) -> None:
+        """Index a group (again, after it gained a member: its signature may have changed)."""
+        gid = group["id"]
+        self.order.setdefault(gid, len(self.order))
+        self.groups[gid] = group
+        self.signatures[gid] = signature(group)
+        for term in self.signatures[gid]:
+            self.by_term.setdefault(term, set()).add(gid)
+
+    def best(self, terms: frozenset[str], at: datetime, window: timedelta) -> dict[str, Any] | None:
+        """The group whose signature this complaint shares most (the latest found on a tie), if any."""
+        ids = set().union(*(self.by_term.get(term, ()) for term in terms))
+        best, best_rank = None, (SIMILARITY, -1)
+        for gid in ids:
+            group = self.groups[gid]
+            if at - group["last_at"] > window or group["first_at"] - at > window:
+                continue
+            rank = (similarity(terms, self.signatures[gid]), self.order[gid])
+            if rank >= best_rank:
+                best, best_rank = group, rank
+        return best
 
 
 def _new_group(seed: Record, terms: frozenset[str]) -> dict[str, Any]:
