@@ -14,6 +14,7 @@ from socialcrm.core.services import quarantine as service
 
 from .auth import needs
 from .errors import abort
+from .query import query_arguments
 from .schemas import (QuarantinedDetailSchema, QuarantinedSchema, QuarantineItemReplaySchema, QuarantineQuerySchema,
                       QuarantineReplayResultSchema, QuarantineReplaySchema)
 from .state import state
@@ -28,7 +29,7 @@ def _outcomes(outcomes: list[service.ReplayOutcome]) -> dict[str, Any]:
 
 @blp.route("/quarantine", methods=["GET"])
 @needs(blp, "read")
-@blp.arguments(QuarantineQuerySchema, location="query")
+@query_arguments(blp, QuarantineQuerySchema)
 @blp.response(200, QuarantinedSchema(many=True))
 def list_quarantined(args: dict[str, Any]):
     """List the items held, the most recent first, with where each was and why it could not be read."""

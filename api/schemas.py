@@ -352,7 +352,7 @@ class ReplayResultSchema(Schema):
 # --- the quarantine ---
 
 
-class QuarantineQuerySchema(Strict):
+class QuarantineQuerySchema(QuerySchema):
     """Which quarantined items."""
 
     source = fields.String(validate=validate.Length(min=1, max=100))

@@ -4,7 +4,7 @@ import pytest
 
 from socialcrm.api.metrics import url_template
 
-LIST_ENDPOINTS = ["/records", "/dead-letters", "/stats", "/sources", "/plugins", "/do-not-engage"]
+LIST_ENDPOINTS = ["/records", "/dead-letters", "/quarantine", "/stats", "/sources", "/plugins", "/do-not-engage"]
 
 
 @pytest.mark.parametrize("path", LIST_ENDPOINTS)
@@ -48,3 +48,4 @@ def test_metrics_label_routes_with_their_url_templates(api):
 ])
 def test_url_templates_read_as_the_openapi_spec_writes_them(rule, template):
     assert url_template(rule) == template
+

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from socialcrm.core.sdk.model import NOISE_TYPES, Record, utc
 from socialcrm.core.store.conversations import ConversationState, read_conversations
@@ -29,12 +29,7 @@ class Records:
         query = select(records.c.data, records.c.reposts).order_by(records.c.created_at.desc(), records.c.id)
         if type_:
             query = query.where(records.c.type == type_)
-        if conversation:
-            query = query.where(records.c.conversation == conversation)
-        if parent:
-            query = query.where(records.c.parent == parent)
-        if since:
-            query = query.where(records.c.created_at >= naive_utc(since))
+        query = _in_thread_since(query, conversation, parent, since)
         if limit:
             query = query.limit(limit)
         with self.db.connect() as conn:
@@ -97,12 +92,7 @@ class Records:
             query = query.where(records.c.network == network)
         if author:
             query = query.where(author_matches(records.c.author_handle, author))
-        if conversation:
-            query = query.where(records.c.conversation == conversation)
-        if parent:
-            query = query.where(records.c.parent == parent)
-        if since:
-            query = query.where(records.c.created_at >= naive_utc(since))
+        query = _in_thread_since(query, conversation, parent, since)
         if until:
             query = query.where(records.c.created_at < naive_utc(until))
         needle = text.casefold() if text else None
@@ -190,3 +180,15 @@ class Records:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _in_thread_since(query: Select, conversation: str | None, parent: str | None, since: datetime | None) -> Select:
+    """``query`` kept to one conversation (its root's id), the replies to one post, and records said at or
+    after ``since``, for each that is given."""
+    if conversation:
+        query = query.where(records.c.conversation == conversation)
+    if parent:
+        query = query.where(records.c.parent == parent)
+    if since:
+        query = query.where(records.c.created_at >= naive_utc(since))
+    return query
