@@ -104,6 +104,7 @@ def test_without_the_fallback_unmatched_posts_are_counted_unrouted(run, tmp_path
     assert "3 unrouted" in output  # those two and the post not addressed to the brand
     status = CliRunner().invoke(main, ["status", "--config", str(path)])
     assert "unrouted: 3 records reach no sink" in status.output
+    assert "(set [routing] unmatched to give them a fallback)" in status.output  # said, not eaten as markup
 
 
 @pytest.mark.parametrize("native_id", ["2", "3", "4", "5"])

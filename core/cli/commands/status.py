@@ -57,5 +57,8 @@ def register_commands(cli: click.Group) -> None:
         held = report["quarantine"]["held"]
         console.print(f"quarantine: {held} unreadable item{'s' if held != 1 else ''} held"
                       + (" (`socialcrm quarantine list`)" if held else ""))
-        console.print(f"unrouted: {report['unrouted']} records reach no sink although they are not noise "
-                      f"(set [routing] unmatched to give them a fallback)")
+        hint = ("posts not addressed to the brand, which no rule matched: `socialcrm records --route none`"
+                if config.routing.unmatched else "set [routing] unmatched to give them a fallback")
+        # markup=False: "[routing]" is text here, not a rich style tag
+        console.print(f"unrouted: {report['unrouted']} records reach no sink although they are not noise ({hint})",
+                      markup=False)
