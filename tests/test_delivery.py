@@ -293,6 +293,13 @@ def test_a_per_record_sink_has_each_outcome_saved_before_its_next_request(store)
     assert [len(b) for b in sink.batches] == [10, 10, 5] and states(store)["delivered"] == 25
 
 
+def test_a_sink_that_defines_no_send_each_gets_whole_batches_through_send(store):
+    """The SDK's ``Sink.send_each`` is optional: a sink that keeps the base class's is sent through ``send``."""
+    sink = ScriptedSink(lambda batch: [Delivery.delivered(r.id) for r in batch])
+    deliverer(store, sink, Clock()).deliver_due()
+    assert [len(b) for b in sink.batches] == [10, 10, 5] and states(store)["delivered"] == 25
+
+
 def test_records_a_per_record_sink_did_not_send_cost_no_attempt(store):
     sink = StreamingSink(lambda r: Delivery.retry(r.id, "503 Service Unavailable") if r.id == "x:3"
                          else Delivery.delivered(r.id), store)

@@ -104,7 +104,7 @@ class Deliverer:
     def _deliver_sink(self, name: str, sink: Sink, cfg: SinkConfig, stats: DeliveryStats,
                       max_batches: int | None) -> None:
         breaker = self.breakers[name]
-        streams = callable(getattr(sink, "send_each", None))
+        streams = type(sink).send_each is not Sink.send_each  # the sink defines the optional per-record form
         batches = 0
         while max_batches is None or batches < max_batches:
             self._read_stored_state(name)  # a hold another process stored since the last batch holds here too

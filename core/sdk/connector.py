@@ -156,3 +156,14 @@ class Sink(Connector):
         docs/writing-plugins.md.
         """
         raise NotImplementedError
+
+    def send_each(self, records: Sequence[Record]) -> Iterator[Delivery]:
+        """Optional, for a sink that makes one request per record: yield each record's ``Delivery`` as
+        soon as its request is answered.
+
+        The host saves each outcome before it takes the next one from the generator, so a process killed
+        mid-batch re-sends at most the one record whose answer was lost, not the whole batch. A sink that
+        does not define it is sent through ``send``. Stop early (or raise ``RetriableError``) when the
+        system is down: the records not yet sent go back unsent and cost no attempt.
+        """
+        raise NotImplementedError
