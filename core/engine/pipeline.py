@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
@@ -164,7 +164,7 @@ class Pipeline:
             records = self.learner.learn(captured.to_learn, repeats, followed.followups)
             opened = group_incidents(tx, records, self.config.incidents, self.config.brand)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
-                  stored_keys(self.store, tx, records, self.config.privacy), self.config.routing.unmatched)
+                  stored_keys(tx, records, self.config.privacy), self.config.routing.unmatched)
             incidents = [incident_record(group, members) for group, members in opened]
             comments = self._brand_comments(tx, followed.answers, records)
             tx.save_conversations(followed.changed.values())
@@ -268,9 +268,12 @@ def unreadable_items(page: Page) -> tuple[list[Mention], list[SkippedItem]]:
     return readable, skipped
 
 
+#: ListenStats' counters, summed by ``_merge``: every int field, so a counter added later is summed too.
+_COUNTERS = tuple(f.name for f in fields(ListenStats) if f.type == "int")
+
+
 def _merge(into: ListenStats, more: ListenStats) -> None:
-    for name in ("pages", "fetched", "stored", "records", "queued", "duplicates", "reposts", "own_posts",
-                 "brand_replies", "unreadable", "unrouted", "incidents"):
+    for name in _COUNTERS:
         setattr(into, name, getattr(into, name) + getattr(more, name))
     into.by_type.update(more.by_type)
     into.errors.update(more.errors)
