@@ -17,7 +17,7 @@ from socialcrm.core.sdk.model import Record
 
 if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.engine.config import PrivacyConfig
-    from socialcrm.core.store import Store, Transaction
+    from socialcrm.core.store import Transaction
 
 REASON = "do-not-engage: the author is on the do-not-engage list, so the record goes to no sink"
 
@@ -52,12 +52,11 @@ def record_author_key(record: Record, privacy: "PrivacyConfig") -> str | None:
     return author_key(record.network, record.author.handle, privacy.hash_salt) if record.author.handle else None
 
 
-def stored_keys(store: "Store", tx: "Transaction", records: Sequence[Record],
-                privacy: "PrivacyConfig") -> frozenset[str]:
+def stored_keys(tx: "Transaction", records: Sequence[Record], privacy: "PrivacyConfig") -> frozenset[str]:
     """The author keys of these records that the store's list holds (the API's admin endpoint adds them),
-    read inside the caller's transaction."""
+    read inside the caller's transaction ``tx``."""
     keys = {key for key in (record_author_key(r, privacy) for r in records) if key}
-    return frozenset(store.blocked_authors(tx, keys)) if keys else frozenset()
+    return frozenset(tx.blocked_authors(keys)) if keys else frozenset()
 
 
 def hold_back(records: Sequence[Record], privacy: "PrivacyConfig", blocked_keys: Collection[str] = ()) -> int:

@@ -41,7 +41,7 @@ def correct_record(store: Store, config: Config, enabled_sinks: set[str], record
         if route is None and not reroute:
             return changes
         old_route = list(record.route)
-        blocked = stored_keys(store, conn, [record], config.privacy)
+        blocked = stored_keys(conn, [record], config.privacy)
         if route is not None:  # a person's choice of sinks, still kept from anyone on the do-not-engage list
             record.route = list(dict.fromkeys(route))
             record.reasons.append(f"route set by {who}: {', '.join(record.route) or 'no sink'}")

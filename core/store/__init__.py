@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy.exc import IntegrityError
 
@@ -100,10 +100,6 @@ class Store:
                 yield Transaction(self.db, conn)
         except IntegrityError as exc:
             raise WriteConflict(f"another writer stored some of this page's rows first: {exc.orig}") from exc
-
-    def blocked_authors(self, tx: Transaction, author_keys: Iterable[str]) -> set[str]:
-        """Which of these author keys are on the stored do-not-engage list, read inside ``tx``."""
-        return tx.blocked_authors(author_keys)
 
     # listen and capture: where sources left off
     get_cursor = _delegate("cursors", Cursors.get_cursor)
