@@ -44,6 +44,7 @@ class TextScores:
     complaint: float  # P(complaint) in [0, 1]
     suggestion: float  # P(suggestion) in [0, 1]
     evidence: list[tuple[str, float]] = field(default_factory=list)  # strongest features behind the winning sentiment label
+    question: float = 0.0  # P(information-seeking question) in [0, 1]; 0.0 from a model without a question head
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -63,6 +64,8 @@ class TextModel:
 
     complaint_threshold: float
     suggestion_threshold: float
+    #: Above 1, so a model without a question head never calls a text a question.
+    question_threshold: float = 1.01
 
     _default_lock = threading.Lock()
     _default_cache: "TextModel | None" = None
@@ -112,6 +115,11 @@ class TextModel:
         self._row_names: list[str] = list(self.bi)
         self._tok_cache: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The ISO 639-1 codes of the languages the sentiment head was trained on (from the artefact's meta)."""
+        return tuple(self.meta.get("languages") or ("en",))
 
     # ---------------------------------------------------------------- construction/io
     @classmethod

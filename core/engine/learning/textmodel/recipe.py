@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 from socialcrm.core.engine.learning.textmodel.inference import TextModel
 from socialcrm.core.engine.learning.textmodel.training import train
@@ -46,25 +47,38 @@ def airline_complaint_rows(rows) -> list[dict]:
     return out
 
 
-def load_datasets(datasets_dir) -> dict[str, list[dict]]:
-    """The shared datasets split the way train_default() and the tests use them."""
+#: ``exclude(dataset_folder, row) -> bool``: rows it returns True for are left out of training (cross-validation).
+Exclude = Callable[[str, dict], bool]
+
+
+def load_datasets(datasets_dir, exclude: Exclude | None = None) -> dict[str, list[dict]]:
+    """The shared datasets split the way train_default() and the tests use them.
+
+    ``exclude`` drops training rows (``*_train``) it returns True for, by dataset folder name, so a
+    cross-validation fold can be held out of every role that dataset plays."""
     d = Path(datasets_dir)
     folder = {role: d / name for role, name in DATASET_FOLDERS.items()}
+
+    def train_rows(role: str, rows: list[dict]) -> list[dict]:
+        return [r for r in rows if not exclude(DATASET_FOLDERS[role], r)] if exclude else rows
+
     comp = read_jsonl(folder["complaint"] / "train.jsonl")
     return {
-        "airline_train": read_jsonl(folder["airline"] / "train.jsonl"),
-        "sentiment_train": read_jsonl(folder["sentiment"] / "train.jsonl"),
+        "airline_train": train_rows("airline", read_jsonl(folder["airline"] / "train.jsonl")),
+        "sentiment_train": train_rows("sentiment", read_jsonl(folder["sentiment"] / "train.jsonl")),
         "sentiment_val": read_jsonl(folder["sentiment"] / "val.jsonl"),
-        "complaint_train": [r for r in comp if not holdout_fold(r["id"])],
+        "complaint_train": train_rows("complaint", [r for r in comp if not holdout_fold(r["id"])]),
         "complaint_val": [r for r in comp if holdout_fold(r["id"])],
-        "suggestion_train": read_jsonl(folder["suggestion"] / "train.jsonl"),
+        "suggestion_train": train_rows("suggestion", read_jsonl(folder["suggestion"] / "train.jsonl")),
         "suggestion_val": read_jsonl(folder["suggestion"] / "val.jsonl"),
     }
 
 
-def train_default(datasets_dir) -> TextModel:
-    """The recipe that produced the committed artefact (deterministic)."""
-    data = load_datasets(datasets_dir)
+def train_default(datasets_dir, exclude: Exclude | None = None) -> TextModel:
+    """The recipe that produced the committed artefact (deterministic).
+
+    ``exclude`` (see :func:`load_datasets`) leaves rows out, for cross-validation of the whole recipe."""
+    data = load_datasets(datasets_dir, exclude)
     return train(
         data["sentiment_train"],
         data["complaint_train"],
