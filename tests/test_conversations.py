@@ -12,7 +12,7 @@ from socialcrm.core.cli.main import main
 from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.pipeline import ListenStats, Pipeline
 from socialcrm.core.sdk.errors import ConfigError
-from socialcrm.core.store import Store
+from socialcrm.core.store import Store, upgrade_store
 from socialcrm.core.store.schema import outbox
 from socialcrm.core.store.testrows import execute_sql, tuples
 
@@ -169,6 +169,7 @@ def test_the_records_command_filters_by_conversation(pipeline, write_config, bas
 def test_an_older_database_gets_the_thread_columns_filled_in(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = Store(url)
+    execute_sql(store, "DROP TABLE socialcrm_alembic_version")  # made before migrations, then
     execute_sql(store, "DROP INDEX ix_records_conversation")
     execute_sql(store, "DROP INDEX ix_records_parent")
     execute_sql(store, "ALTER TABLE records DROP COLUMN conversation")
@@ -182,6 +183,7 @@ def test_an_older_database_gets_the_thread_columns_filled_in(tmp_path):
                            f"('{row['id']}', 'x', '2026-10-01 09:00:00.000000', 'case', 'negative', 'P2', "
                            f"'reactive', 'open_case', 10, 0, '[]', 0, '{json.dumps(row)}', 0)")
     store.close()
+    upgrade_store(url)  # `socialcrm db upgrade`
     upgraded = Store(url)
     assert sorted(r.id for r in upgraded.iter_records(conversation="x:1")) == ["x:1", "x:2"]
     assert [r.id for r in upgraded.iter_records(parent="x:1")] == ["x:2"]

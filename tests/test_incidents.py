@@ -236,7 +236,7 @@ def test_zendesk_members_wait_while_their_problem_ticket_does_not_exist(zendesk)
 def test_an_older_database_gains_the_incident_column(tmp_path):
     from sqlalchemy import Column, MetaData, Table, create_engine, inspect
 
-    from socialcrm.core.store import Store
+    from socialcrm.core.store import Store, upgrade_store
     from socialcrm.core.store.schema import records
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = MetaData()
@@ -245,6 +245,7 @@ def test_an_older_database_gains_the_incident_column(tmp_path):
     engine = create_engine(url)
     old.create_all(engine)
     engine.dispose()
+    upgrade_store(url)  # `socialcrm db upgrade`
     store = Store(url)
     assert "incident" in {c["name"] for c in inspect(store.db.engine).get_columns("records")}
     store.close()

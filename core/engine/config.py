@@ -25,6 +25,7 @@ from socialcrm.core.sdk.errors import ConfigError
 from socialcrm.core.sdk.model import MODES, PRIORITIES, RECORD_TYPES, SENTIMENTS, flatten_messages
 from socialcrm.core.sdk.schema import StrictSchema
 from socialcrm.core.engine.plugins import PluginManager
+from socialcrm.core.store import schema_problem
 
 log = logging.getLogger(__name__)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -208,17 +209,28 @@ class BrandSchema(_Block):
 
 
 class StoreSchema(StrictSchema):
-    """``[store]``: where mentions, records and the outbox live."""
+    """``[store]``: where mentions, records and the outbox live; ``schema``, the PostgreSQL schema that holds
+    every table (so socialcrm can share a database with other software)."""
 
     url = fields.String(load_default="sqlite:///socialcrm.db")
     max_pending = fields.Integer(load_default=100_000, validate=validate.Range(min=1))
+    schema = fields.String(load_default=None)
 
     @validates_schema
     def _url_parses(self, data, **_):
         try:
-            make_url(data["url"])
+            url = make_url(data["url"])
         except Exception as exc:
             raise ValidationError(f"not a database URL ({exc})", field_name="url") from None
+        schema = data.get("schema")
+        if schema is None:
+            return
+        problem = schema_problem(schema)
+        if problem:
+            raise ValidationError(problem, field_name="schema")
+        if url.get_backend_name() != "postgresql":
+            raise ValidationError(f"a schema is PostgreSQL's, and url is {url.get_backend_name()} (an SQLite store "
+                                  "is its own file): leave schema out or use a postgresql:// url", field_name="schema")
 
 
 class SourceHostSchema(_Block):
@@ -442,6 +454,8 @@ class Config:
     conversations: ConversationsConfig = field(default_factory=ConversationsConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
+    #: The PostgreSQL schema that holds the store's tables (``[store] schema``); None: the server's default.
+    store_schema: str | None = None
     #: Deprecated settings the file still uses, each said as where it is and where it belongs now.
     deprecations: tuple[str, ...] = ()
     #: Why the ``[api]`` block could not be read (environment variables it names are unset); only what
@@ -628,6 +642,7 @@ def load_config(path: str | os.PathLike[str], plugins: PluginManager) -> Config:
         brand=brand,
         store_url=_resolve_sqlite_path(store["url"], path.resolve().parent),
         max_pending=store["max_pending"],
+        store_schema=store["schema"],
         sources=source_configs,
         sinks=sink_configs,
         routes=routes,

@@ -24,6 +24,7 @@ from socialcrm.core.engine.learn import Learner
 from socialcrm.core.sdk.model import Mention, Page, Record, SkippedItem
 from socialcrm.core.engine.plugins import PluginManager
 from socialcrm.core.engine.routing import route, unrouted
+from socialcrm.core.engine.stores import open_store
 from socialcrm.core.store import ConversationState, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Pipeline:
     def __init__(self, config: Config, plugins: PluginManager, store: Store | None = None):
         self.config = config
         self.plugins = plugins
-        self.store = store or Store(config.store_url)
+        self.store = store or open_store(config)
         source_classes = plugins.sources()
         sink_classes = plugins.sinks()
         self.sources: dict[str, Source] = {}

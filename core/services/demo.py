@@ -32,8 +32,10 @@ def write_demo_config(out_dir: Path) -> Path:
 
 
 def run_demo(plugins: PluginManager, out_dir: Path, console: Console | None = None) -> dict:
-    """Start from an empty ``out_dir``, run listen -> capture -> learn -> engage once, print a summary."""
+    """Start from an empty ``out_dir``, run listen -> capture -> learn -> engage once, print a summary.
+    The demo's store brings its own schema up to date (no `socialcrm db upgrade` first)."""
     from socialcrm.core.engine.pipeline import Pipeline
+    from socialcrm.core.engine.stores import open_store
 
     console = console or Console()
     if out_dir.exists():
@@ -41,7 +43,7 @@ def run_demo(plugins: PluginManager, out_dir: Path, console: Console | None = No
     out_dir.mkdir(parents=True)
     config = load_config(write_demo_config(out_dir), plugins)
     total = sum(1 for line in (samples_dir() / "mentions.jsonl").open(encoding="utf-8") if line.strip())
-    pipeline = Pipeline(config, plugins)
+    pipeline = Pipeline(config, plugins, store=open_store(config, upgrade=True))
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as progress:

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 from socialcrm.core.engine.config import ApiToken, Config
 from socialcrm.core.engine.pipeline import ListenStats, Pipeline
 from socialcrm.core.engine.plugins import PluginManager, default_manager
+from socialcrm.core.engine.stores import open_store
 from socialcrm.core.sdk.model import Mention, Page
 from socialcrm.core.store import Store, WriteConflict, refuse_in_memory
 
@@ -120,7 +121,7 @@ def opened_store(config: Config, *, read_only: bool = False) -> Iterator[Store]:
     """The config's store, open for the ``with`` block (a CLI command that needs no plugins uses it).
     ``read_only`` (status, records, dlq list): a database that is not there is a ``StoreError``, never
     created at a mistyped path."""
-    store = Store(config.store_url, read_only=read_only)
+    store = open_store(config, read_only=read_only)
     try:
         yield store
     finally:

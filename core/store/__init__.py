@@ -1,6 +1,8 @@
 """The store: mentions, records, cursors and the delivery outbox, on SQLAlchemy Core.
 
-One schema (``schema.py``) serves SQLite (the embedded default, in WAL mode) and PostgreSQL. The
+One schema (``schema.py``) serves SQLite (the embedded default, in WAL mode) and PostgreSQL; Alembic's
+migrations (``migrations/``, run by ``migrating``) own it: a new database is made at head, an older one
+is upgraded by ``socialcrm db upgrade``, and opening one that is behind is refused. The
 store is split by concern, each module over that schema: ``outbox`` (claims, outcomes, dead letters),
 ``records`` (the read queries), ``corrections`` (feedback), ``privacy`` (erasure, do-not-engage),
 ``sinkstate`` (breakers, call counts), ``cursors``, ``quarantine`` (unreadable input) and ``audit``.
@@ -12,25 +14,25 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sqlalchemy.exc import IntegrityError
 
-from socialcrm.core.store.audit import SUBJECTS
 from socialcrm.core.store.conversations import ConversationState
 from socialcrm.core.store.corrections import Corrections
 from socialcrm.core.store.cursors import Cursors
 from socialcrm.core.store.database import Database, create_store_engine
-from socialcrm.core.store.opening import StoreError, StoreMissing, check_schema, is_in_memory, location, \
-    refuse_in_memory
+from socialcrm.core.store.migrating import (MigrationFailed, Revision, SchemaState, StoreBehind, Upgrade, history,
+                                            ready, schema_state, upgrade_command, upgrade_store)
+from socialcrm.core.store.opening import SCHEMA_RULE, StoreError, StoreMissing, is_in_memory, location, \
+    refuse_in_memory, schema_problem
 from socialcrm.core.store.outbox import Claimed, Outbox, Outcome
 from socialcrm.core.store.privacy import Privacy
 from socialcrm.core.store.quarantine import Quarantine
 from socialcrm.core.store.records import Records
-from socialcrm.core.store.schema import metadata
 from socialcrm.core.store.sinkstate import SinkStates
 from socialcrm.core.store.transaction import Transaction, WriteConflict
-from socialcrm.core.store.upgrade import THREAD_COLUMNS, add_audit_subjects, add_record_incident, add_record_threads
 
 
 def _delegate(concern: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,19 +54,16 @@ class Store:
     per query.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False):
-        """Open the store at ``url``, creating its tables (and bringing an older layout up to date)
-        unless ``read_only``: then a database that is not there is refused, never created. Any problem
-        opening it is a ``StoreError`` naming the URL, the cause and the fix."""
-        self.db = Database(url, read_only=read_only)
+    def __init__(self, url: str, *, read_only: bool = False, schema: str | None = None, upgrade: bool = False,
+                 config_file: str | Path | None = None):
+        """Open the store at ``url`` (its tables in PostgreSQL schema ``schema``, when given). A new, empty
+        database is created at the schema's head unless ``read_only`` (then it is refused, never created).
+        A database whose schema is behind, or that predates migrations, is refused with a ``StoreBehind``
+        naming ``socialcrm db upgrade --config CONFIG_FILE``, unless ``upgrade`` (the embedded demo): then
+        it is upgraded. Any problem opening it is a ``StoreError`` naming the URL, the cause and the fix."""
+        self.db = Database(url, read_only=read_only, schema=schema)
         try:
-            check_schema(self.db.engine, metadata.sorted_tables, read_only, url,
-                         {"audit": SUBJECTS, "records": (*THREAD_COLUMNS, "incident")})
-            if not read_only:
-                metadata.create_all(self.db.engine)
-                add_audit_subjects(self.db)
-                add_record_threads(self.db)
-                add_record_incident(self.db)
+            ready(self.db, read_only=read_only, upgrade=upgrade, config_file=config_file)
         except BaseException:
             self.db.close()
             raise
@@ -154,5 +153,7 @@ class Store:
     do_not_engage_entries = _delegate("privacy", Privacy.do_not_engage_entries)
 
 
-__all__ = ["Claimed", "ConversationState", "Outcome", "Store", "StoreError", "StoreMissing", "Transaction",
-           "WriteConflict", "create_store_engine", "is_in_memory", "location", "refuse_in_memory"]
+__all__ = ["Claimed", "ConversationState", "MigrationFailed", "Outcome", "Revision", "SCHEMA_RULE", "SchemaState",
+           "Store", "StoreBehind", "StoreError", "StoreMissing", "Transaction", "Upgrade", "WriteConflict",
+           "create_store_engine", "history", "is_in_memory", "location", "refuse_in_memory", "schema_problem",
+           "schema_state", "upgrade_command", "upgrade_store"]

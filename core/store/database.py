@@ -12,14 +12,19 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import NoSuchModuleError
 
 from socialcrm.core.store.bulk import BulkWriter
-from socialcrm.core.store.opening import check_reachable, connect_once, missing_driver, parse
+from socialcrm.core.store.opening import (check_reachable, check_schema_setting, connect_once, ensure_schema,
+                                          missing_driver, parse)
 
 
-def create_store_engine(url: str | URL) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write-locking transactions."""
+def create_store_engine(url: str | URL, schema: str | None = None) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write-locking transactions.
+    PostgreSQL connections with a ``schema`` search only it, so every table, index and the version table
+    live there, and a statement never reaches another installation's tables of the same names."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        # ``schema`` is checked (check_schema_setting) to be a plain name: nothing here to quote.
+        connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+        return create_engine(url, pool_pre_ping=True, future=True, connect_args=connect_args)
     engine = create_engine(url, future=True, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -50,18 +55,28 @@ class Database:
     """One database: its engine, dialect and bulk writer, shared by the store's concern modules.
 
     Opening it connects once; every way that fails is a ``StoreError`` (see ``opening``). A
-    ``read_only`` open never creates a database: an SQLite file that is not there is refused.
+    ``read_only`` open never creates a database: an SQLite file that is not there is refused, and so is
+    a PostgreSQL ``schema`` that is not there (else it is created).
     """
 
-    def __init__(self, url: str, *, read_only: bool = False):
+    def __init__(self, url: str, *, read_only: bool = False, schema: str | None = None):
         self.url = url
+        #: The PostgreSQL schema every table lives in (``[store] schema``); None: the server's default.
+        self.schema = schema
         parsed = parse(url)
+        check_schema_setting(url, parsed, schema)
         check_reachable(url, parsed, read_only)
         try:
-            self.engine = create_store_engine(parsed)
+            self.engine = create_store_engine(parsed, schema)
         except (ImportError, NoSuchModuleError) as exc:
             raise missing_driver(url, parsed, exc) from None
         connect_once(self.engine, url, parsed)
+        if schema:
+            try:
+                ensure_schema(self.engine, url, schema, read_only)
+            except BaseException:
+                self.engine.dispose()
+                raise
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.bulk = BulkWriter(self.engine.dialect)
 

@@ -225,8 +225,8 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
     config = None
     if config_path:
         config = ctx.config(config_path)
-        from socialcrm.core.store import Store
-        store = Store(config.store_url)
+        from socialcrm.core.engine.stores import open_store
+        store = open_store(config)
         try:
             rows.extend(feedback_rows(store))
         finally:
@@ -263,12 +263,12 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
 def feedback(ctx, record_id: str, config_path: str, type_: str | None, sentiment: str | None, who: str,
              note: str | None, reroute: bool) -> None:
     """Correct a record's type or sentiment (its priority and action follow); kept for `socialcrm train`."""
+    from socialcrm.core.engine.stores import open_store
     from socialcrm.core.services.feedback import correct_record
-    from socialcrm.core.store import Store
     if not type_ and not sentiment and not reroute:
         raise click.UsageError("give --type, --sentiment or --reroute")
     config = ctx.config(config_path)
-    store = Store(config.store_url)
+    store = open_store(config)
     try:
         result = correct_record(store, config, _enabled_sinks(config), record_id, who,
                                 type_=type_, sentiment=sentiment, reroute=reroute, note=note)
