@@ -218,7 +218,7 @@ def test_a_read_only_open_of_an_empty_database_creates_nothing(store_url):
 def test_run_and_serve_refuse_the_previous_releases_database_naming_db_upgrade(store_url, write_store_config):
     load_release(store_url)
     config = write_store_config(store_url)
-    for command in (["run", "--once"], ["serve", "--port", "0"], ["status"], ["records"]):
+    for command in (["run", "--once"], ["serve", "--port", "0"], ["status"], ["records"], ["check"]):
         result = invoke(*command, "--config", str(config))
         assert result.exit_code == 2, result.output
         assert "made by socialcrm 0.1.0 or earlier, before schema migrations" in result.output
