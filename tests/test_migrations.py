@@ -134,6 +134,7 @@ def differences(url: str, schema: str | None = None) -> list:
 
 
 def revisions_in(url: str, schema: str | None = None) -> list[str]:
+    """The revisions the database's version table holds."""
     db = Database(url, read_only=True, schema=schema)
     try:
         with db.connect() as conn:
@@ -142,8 +143,17 @@ def revisions_in(url: str, schema: str | None = None) -> list[str]:
         db.close()
 
 
+def revisions_in_or_none(url: str) -> list[str] | None:
+    """The revisions the database's version table holds; None when it has none."""
+    db = Database(url, read_only=True)
+    try:
+        return revisions_in(url) if migrating.VERSION_TABLE in inspect(db.engine).get_table_names() else None
+    finally:
+        db.close()
+
+
 @pytest.fixture
-def second_url(request, tmp_path):
+def second_url(tmp_path):
     """Another empty database on the same backend as ``store_url`` (for PostgreSQL, another schema of it)."""
     def make(url: str) -> tuple[str, str | None]:
         if make_url(url).get_backend_name() == "sqlite":
@@ -229,14 +239,6 @@ def test_run_and_serve_refuse_the_previous_releases_database_naming_db_upgrade(s
     assert revisions_in_or_none(store_url) is None  # refusing changed nothing
 
 
-def revisions_in_or_none(url: str) -> list[str] | None:
-    db = Database(url, read_only=True)
-    try:
-        return revisions_in(url) if migrating.VERSION_TABLE in inspect(db.engine).get_table_names() else None
-    finally:
-        db.close()
-
-
 def test_db_upgrade_adopts_the_previous_releases_database_and_nothing_is_lost(store_url, write_store_config,
                                                                               mention_json, write_mentions):
     load_release(store_url)
@@ -267,7 +269,7 @@ def test_db_upgrade_adopts_the_previous_releases_database_and_nothing_is_lost(st
     assert len(snapshot(store_url)["records"]) == RELEASE_RECORDS + 1
 
 
-def test_the_embedded_demo_upgrades_its_store_itself(store_url):
+def test_a_store_opened_to_upgrade_itself_as_the_demo_opens_its_own_adopts_the_previous_release(store_url):
     load_release(store_url)
     with pytest.raises(StoreBehind):
         Store(store_url)
@@ -294,8 +296,8 @@ def test_tables_of_our_names_that_are_not_ours_are_never_adopted(store_url, writ
 # --- a newer revision ---
 
 def test_a_database_behind_the_head_is_refused_until_db_upgrade_applies_the_rest(store_url, write_store_config, newer):
-    store = Store(store_url)
-    store.close()
+    load_release(store_url)
+    migrating.upgrade_store(store_url)  # at 0001, with the previous release's rows
     load_rows = snapshot(store_url)
     config = write_store_config(store_url)
     newer()

@@ -19,11 +19,6 @@ migrations, or at an older revision); 0 means at head, 2 that it cannot be opene
 socialcrm."""
 
 
-def _revision(state, revisions) -> str:
-    titles = {revision.id: revision.title for revision in revisions}
-    return ", ".join(f"{rev} ({titles[rev]})" if rev in titles else rev for rev in state.current)
-
-
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     """Add the ``db`` group to the ``socialcrm`` group."""
@@ -84,7 +79,7 @@ def register_commands(cli: click.Group) -> None:
             sys.exit(code)
         place = f"store {found.shown()}"
         if found.status == "current":
-            click.echo(f"{place}: revision {_revision(found.state, shipped)}: up to date (head)")
+            click.echo(f"{place}: revision {head}: up to date (head)")
         elif found.status == "empty":
             click.echo(f"{place}: no socialcrm database yet: `{found.fix}` (or `socialcrm run`) creates it at "
                        f"revision {head}")
@@ -92,7 +87,7 @@ def register_commands(cli: click.Group) -> None:
             click.echo(f"{place}: no revision: made by socialcrm 0.1.0 or earlier, before schema migrations; "
                        f"`{found.fix}` adopts it (nothing stored is lost)")
         elif found.status == "behind":
-            click.echo(f"{place}: revision {_revision(found.state, shipped)}; this socialcrm's head is {head}: "
+            click.echo(f"{place}: revision {', '.join(found.state.current)}; this socialcrm's head is {head}: "
                        f"behind, run `{found.fix}`")
         else:
             click.echo(f"{place}: revision {', '.join(found.state.current)}, which this socialcrm does not know "

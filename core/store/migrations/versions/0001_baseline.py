@@ -1,4 +1,4 @@
-"""Baseline: the layout socialcrm 0.1.0 made with create_all; a database it made is adopted as it is.
+"""Baseline: socialcrm 0.1.0's layout; a database made before migrations is adopted as it is.
 
 Revision ID: 0001
 Revises:
