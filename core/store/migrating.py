@@ -148,10 +148,15 @@ class Migrations:
             _lock(conn, db)
             if self.state_of(conn, db).status != "empty":
                 return False
-            metadata.create_all(conn)
-            MigrationContext.configure(conn, opts=self.options(db)).stamp(self.script, "head")
-        log.info("created socialcrm's tables at schema revision %s", self.head)
+            self._make_at_head(conn, db)
         return True
+
+    def _make_at_head(self, conn: Connection, db: Database) -> None:
+        """Create every table as ``schema.py`` declares it and record the head revision, in ``conn``'s
+        transaction (Alembic's way for a new database: no revision replayed)."""
+        metadata.create_all(conn)
+        MigrationContext.configure(conn, opts=self.options(db)).stamp(self.script, "head")
+        log.info("created socialcrm's tables at schema revision %s", self.head)
 
     def upgrade(self, db: Database, *, fresh_at_head: bool = True, fix: str = "socialcrm db upgrade") -> Upgrade:
         """Bring ``db`` to head in one transaction: a new (empty) database is made at head when
@@ -168,8 +173,7 @@ class Migrations:
             if before.status == "current":
                 return Upgrade(before, (), created=False)
             if before.status == "empty" and fresh_at_head:
-                metadata.create_all(conn)
-                MigrationContext.configure(conn, opts=self.options(db)).stamp(self.script, "head")
+                self._make_at_head(conn, db)
                 return Upgrade(before, (), created=True)
             planned = self._planned(before.current)
             config = self._config()
@@ -206,9 +210,9 @@ def default_migrations() -> Migrations:
 
 def ready(db: Database, *, read_only: bool = False, upgrade: bool = False,
           config_file: str | Path | None = None) -> SchemaState:
-    """Check ``db``'s schema as a store opens it: at head, go ahead; empty, create it at head (unless
-    ``read_only``: ``StoreMissing``); behind or made before migrations, upgrade it when ``upgrade`` (the
-    embedded demo), else ``StoreBehind`` naming ``socialcrm db upgrade --config CONFIG_FILE``."""
+    """Check ``db``'s schema as a store opens it, and return where it stood: at head, go ahead; empty, create
+    it at head (unless ``read_only``: ``StoreMissing``); behind or made before migrations, upgrade it when
+    ``upgrade`` (the embedded demo), else ``StoreBehind`` naming ``socialcrm db upgrade --config CONFIG_FILE``."""
     migrations = default_migrations()
     with db.connect() as conn:
         state = migrations.state_of(conn, db)
