@@ -1,0 +1,78 @@
+"""News signals: a post that reports rather than speaks, read from its shape and its source.
+
+News is written in the third person about a company ("Brightwave to raise prices", "the company
+says"), often as a headline ("BREAKING:", "X to hike prices from April"), with a link to an article,
+and is not addressed to the brand. An item from a feed is news unless it reads like a personal post
+("Why I finally left ...", a blog's "an honest review"). The content library's news terms ("announces",
+"according to") come on top; the classifier decides.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from socialcrm.core.sdk.model import Mention
+
+# First and second person, in the languages the content library speaks: people talk, reports do not.
+_PERSONAL = re.compile(
+    r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|me|my|mine|we're|you|your|you're|u|ur|im|ive|"
+    r"yo|mi|mis|tengo|je|j'ai|moi|mon|ma|mes|tu|ich|mich|mein|meine|du|eu|meu|minha|io|mio|mia|ik|mijn)(?![\w'])",
+    re.IGNORECASE)
+_HEADLINE_OPENER = re.compile(r"^\s*(?:RT @\w+:\s*)?(?:BREAKING|JUST IN|UPDATE|EXCLUSIVE|ALERT|SCAM ALERT)\b\s*[:\-—]",
+                              re.IGNORECASE)
+# "Brightwave to raise prices", "Orbit Fiber to expand into Leeds": the headline future.
+_HEADLINE_FUTURE = re.compile(
+    r"^(?:RT @\w+:\s*)?[A-Z][\w'&.-]*(?:\s+[A-Z0-9][\w'&.-]*){0,3}\s+to\s+(?:raise|hike|cut|open|close|scrap|"
+    r"launch|expand|buy|sell|axe|shut|end|offer|roll|invest|hire|merge|acquire|enter|exit|drop|add|bring|pay|face)\b")
+# An article's address: a dated path (/2026/10/02/) or a slug of four or more hyphenated words.
+_ARTICLE_PATH = re.compile(r"/(?:19|20)\d\d/|/[a-z0-9]+(?:-[a-z0-9]+){3,}", re.IGNORECASE)
+_LINK = re.compile(r"(?:https?://|www\.)\S+|\b(?:[a-z0-9-]+\.)+(?:com|net|org|co\.uk|uk|io|news|fr|de|es|it|pt|nl)/\S+",
+                   re.IGNORECASE)
+#: Hosts of personal writing: a feed item from one is a post, not a report.
+PERSONAL_HOSTS = ("substack.com", "medium.com", "blogspot.", "wordpress.com", "tumblr.com", "ghost.io")
+
+
+@dataclass
+class NewsSignals:
+    """The news score a post's shape and source earn, and the reasons."""
+
+    score: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    personal: bool = False
+
+    def add(self, amount: float, why: str) -> None:
+        """Count one signal."""
+        self.score += amount
+        self.reasons.append(why)
+
+
+def personal_host(url: str | None) -> bool:
+    """Whether ``url`` is on a host of personal writing (a blog platform, or a ``.blog`` domain)."""
+    host = urlsplit(url or "").netloc.lower()
+    return bool(host) and (host.endswith(".blog") or any(h in host for h in PERSONAL_HOSTS))
+
+
+def read_news(text: str, mention: Mention, news_terms: int) -> NewsSignals:
+    """The news signals in ``text`` (``news_terms``: how many content-library news terms it has)."""
+    signals = NewsSignals()
+    signals.personal = bool(_PERSONAL.search(text))
+    feed = mention.network == "rss"
+    if feed:
+        if signals.personal or personal_host(mention.url):
+            signals.add(0.5, "a feed item that reads like a personal post")
+        else:
+            signals.add(1.0, "an article from a feed")
+    if _HEADLINE_OPENER.search(text):
+        signals.add(1.0, "a news headline opener")
+    if not signals.personal:
+        if _HEADLINE_FUTURE.search(text):
+            signals.add(1.0, "a headline ('X to ...')")
+        link = _LINK.search(text)
+        if link and _ARTICLE_PATH.search(link.group(0)):
+            signals.add(0.5, "a link to an article")
+        if signals.score or news_terms:
+            signals.add(0.5, "written in the third person")
+    elif news_terms and not feed:
+        signals.add(-0.5 * news_terms, "news words in a personal post count half")
+    return signals

@@ -1,0 +1,139 @@
+"""Spam signals: what the content library's spam terms miss, read from a post's shape.
+
+Social spam (self-promotion, link farms, giveaways, money schemes) gives itself away less by its
+words than by what it asks of the reader: a link or a handle with a call to action ("link in bio",
+"claim ... before midnight ->"), stuffed hashtags, an obfuscated domain ("deals . com"), a money claim
+("make £500 a day", "turned £500 into £8,000"), a run of hype emoji, or copies by other accounts.
+Each signal adds to a spam score with the sentence that says why; the classifier adds the content
+library's spam terms and decides. No single shape signal reaches the spam bar alone (1.5): a real
+complaint that carries a link, or a fan with many hashtags, stays what it is.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from socialcrm.core.engine.learning.terms import TermMatcher
+
+#: What one content-library spam term weighs (a giveaway or "free followers" alone makes spam).
+TERM_WEIGHT = 1.5
+#: A spam score at or above this makes a post spam, when no actionable type scores higher.
+SPAM_AT = 1.5
+
+# Web links with a scheme or www., and bare domains on the endings spam favours ("bit.ly/x",
+# "t.me/x", "deals-uk.shop"), also with spaces around the dot, the way spammers dodge link filters.
+_LINK = re.compile(
+    r"(?:https?://|www\.)\S+"
+    r"|(?<![@\w.])(?:[a-z0-9][a-z0-9-]*\.)+(?:com|net|org|co|uk|io|me|ly|gg|to|tv|cc|shop|store|xyz|link|info|biz|"
+    r"club|online|site|top|live|app|win|vip|bet|promo|deals)\b(?:/\S*)?",
+    re.IGNORECASE)
+_OBFUSCATED = re.compile(r"\b[a-z0-9-]{3,}\s+\.\s*(?:com|net|org|co|shop|xyz|link|info)\b", re.IGNORECASE)
+_HASHTAG = re.compile(r"(?<!\w)#\w+")
+_HANDLE = re.compile(r"(?<![\w@])@\w+")
+_LEADING_HANDLES = re.compile(r"^(?:\s*(?:RT\s+)?\.?@\w+:?)+")
+# "make £500 a day", "earn $3,000/week", "turned £500 into £8,000", "made £212 last month", "90% off"
+_MONEY = r"[£$€]\s?\d[\d,.]*k?|\d[\d,.]*k?\s?(?:€|euros?|dollars|pounds|usd)"
+_MONEY_CLAIM = re.compile(
+    rf"\b(?:make|making|made|earn|earning|earned|gana|gagne[rz]?|verdiene|ganhe|guadagna)\w*\s+(?:up to\s+)?(?:{_MONEY})"
+    rf"|\bturned\s+(?:{_MONEY})\s+into\s+(?:{_MONEY})"
+    rf"|(?:{_MONEY})\s*(?:a|per|/)\s*(?:day|week|hour|month|wk|hr)\b",
+    re.IGNORECASE)
+_DISCOUNT = re.compile(r"\b\d{2,3}\s?%\s?(?:off|discount|rabatt|de descuento|de réduction|sconto)\b", re.IGNORECASE)
+_HYPE = "🔥🚀💸💰🎁💯🤑✅👉👇➡⇒→🔁📈💎"
+_HYPE_RUN = re.compile(f"[{_HYPE}]")
+#: A third-party account sold as the fix ("contact @fix_it_now on Instagram, she's legit"): the
+#: recovery-scam reply. A brand's own handles are never counted.
+_CONTACT_HANDLE = re.compile(r"\b(?:contact|message|dm|text|reach out to|write to|hit up)\s+(?:@\w+|(?:him|her|them)\b)",
+                             re.IGNORECASE)
+
+#: Calls to action, per language: on their own they are ordinary words, beside a link or a handle
+#: they are the pitch. English phrases apply in every language.
+CALLS_TO_ACTION: dict[str, list[str]] = {
+    "en": ["click", "click here", "tap here", "tap the link", "link in bio", "link in my bio", "details in bio",
+           "check my bio", "in my bio", "in bio", "dm me", "dm now", "dm for", "message me", "sign up now",
+           "join now", "register now", "subscribe", "check out", "check it out", "read more", "order now",
+           "buy now", "shop now", "get yours", "get it now", "claim", "claim your", "grab", "grab yours",
+           "follow me", "follow us", "follow for", "follow +", "follow and", "follow &", "+ rt", "+ repost",
+           "rt to win", "retweet to win", "tag a friend", "tag 3 friends", "tag your friends",
+           "share this", "ask me how", "don't miss", "hurry", "limited time", "today only", "before midnight",
+           "first come first served", "act now", "visit", "go to", "download now", "use code", "use my code",
+           "👉", "👇", "➡️", "➡", "⇒", "→"],
+    "es": ["haz clic", "pincha aquí", "enlace en mi perfil", "link en mi perfil", "link en bio", "sigue esta cuenta",
+           "síguenos", "sígueme", "menciona a", "etiqueta a", "participa", "compra ya", "visita", "regístrate",
+           "solo hoy", "no te lo pierdas", "escríbeme"],
+    "fr": ["cliquez", "clique ici", "lien dans ma bio", "lien en bio", "abonne-toi", "abonnez-vous", "suivez",
+           "tente ta chance", "tag un ami", "identifie", "participez", "aujourd'hui seulement", "profitez"],
+    "de": ["klicken", "klick hier", "link in der bio", "folgt", "folge mir", "teilen", "markiere", "jetzt kaufen",
+           "nur heute", "jetzt sichern", "schreib mir"],
+    "pt": ["clique", "link na bio", "siga", "segue", "marque", "compartilhe", "participe", "compre já",
+           "só hoje", "aproveite", "me chama"],
+    "it": ["clicca", "link in bio", "seguimi", "segui", "tagga", "condividi", "partecipa", "solo oggi",
+           "approfitta", "scrivimi"],
+    "ar": ["اضغط", "الرابط في البايو", "تابع", "تابعني", "رتويت", "منشن", "شارك", "سجل الآن"],
+    "hi": ["link bio me", "follow karo", "follow kare", "abhi click", "click karo", "share karo"],
+}
+
+
+@dataclass
+class SpamSignals:
+    """The spam score a post's shape earns and the reasons behind each part of it."""
+
+    score: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    links: int = 0
+
+    def add(self, amount: float, why: str) -> None:
+        """Count one signal."""
+        self.score += amount
+        self.reasons.append(why)
+
+
+class SpamReader:
+    """Reads the spam signals in a post; one per classifier (the call-to-action table is built once)."""
+
+    def __init__(self, calls_to_action: dict[str, list[str]] | None = None):
+        self._cta = TermMatcher({"cta": calls_to_action or CALLS_TO_ACTION})
+
+    def read(self, text: str, lang: str | None, brand_handles: frozenset[str] = frozenset(),
+             repeats: int = 0, spam_terms: int = 0) -> SpamSignals:
+        """The signals in ``text``: ``repeats`` near-identical posts by other accounts came before it
+        (capture counts them), ``spam_terms`` content-library spam terms were found in it, and
+        ``brand_handles`` (lower-case, with "@") are the brand's own, never a third party's pitch."""
+        signals = SpamSignals()
+        links = _LINK.findall(text)
+        signals.links = len(links)
+        body = _LEADING_HANDLES.sub("", text)  # a reply's addressees are not mention stuffing
+        handles = [h for h in _HANDLE.findall(body) if h.lower() not in brand_handles]
+        if spam_terms:
+            signals.add(TERM_WEIGHT * spam_terms, f"spam terms weigh {TERM_WEIGHT:g} each")
+        cta = self._cta.match(text, lang).get("cta", [])
+        contact = [m for m in _CONTACT_HANDLE.findall(text) if m.split()[-1].lower() not in brand_handles]
+        if contact:
+            signals.add(1.0, f"sends readers to a third party ({contact[0]!r})")
+        if cta and (links or handles or "bio" in " ".join(cta)):
+            target = "a link" if links else ("the profile" if "bio" in " ".join(cta) else "an account")
+            signals.add(1.0, f"{target} with a call to action ({', '.join(repr(t) for t in cta[:3])})")
+        if _OBFUSCATED.search(text):
+            signals.add(1.0, "a domain spelt with spaces to dodge link filters")
+        if len(links) >= 2:
+            signals.add(0.5, f"{len(links)} links")
+        hashtags = len(_HASHTAG.findall(text))
+        words = max(1, len(text.split()))
+        if hashtags >= 6 or (hashtags >= 4 and hashtags / words >= 0.3):
+            signals.add(1.0, f"hashtag stuffing ({hashtags} hashtags)")
+        if len(handles) >= 5:
+            signals.add(0.5, f"mention stuffing ({len(handles)} accounts)")
+        money = _MONEY_CLAIM.search(text)
+        if money:
+            signals.add(1.0, f"a money claim ({money.group(0)!r})")
+        discount = _DISCOUNT.search(text)
+        if discount and (links or cta):
+            signals.add(0.5, f"a discount pitch ({discount.group(0)!r})")
+        hype = len(_HYPE_RUN.findall(text))
+        if hype >= 3:
+            signals.add(0.5, f"{hype} hype emoji")
+        # Copies by many accounts are spam when they push a link or an offer; without either, it takes
+        # a mass of them, because people do copy one complaint (an outage, a campaign) word for word.
+        if (repeats >= 2 and (links or signals.score)) or repeats >= 8:
+            signals.add(1.5 + 0.25 * min(repeats, 6), f"near-identical to {repeats} posts by other accounts")
+        return signals
