@@ -38,6 +38,10 @@ DAMPING = 0.45
 #: How far the sentiment head must lean to praise (P(positive) - P(negative)) for a post with praise terms
 #: that the complaint head claims to count as a rave (a problem solved, told as thanks), not a complaint.
 PRAISE_STORY = 0.15
+#: A news score (terms and signals) at which a third-person post is news even where the complaint
+#: head hears a complaint in it ("Thousands of homes without broadband after ..."): a term and a
+#: headline shape, or two terms and the third person.
+REPORTED_AT = 2.0
 #: Posts shorter than this (in words) give the model too little to read: there the terms decide.
 SHORT_POST_WORDS = 8
 
@@ -179,6 +183,7 @@ class Classifier:
         news = read_news(text, mention, len(terms.get("news", ())))
         if news.score:
             add("news", news.score, ", ".join(news.reasons))
+        reported = not news.personal and scores.get("news", 0.0) >= REPORTED_AT
         question = self.question_reader.read(text, lang)
         if question.rhetorical:
             notes.append(f"a rhetorical question ({', '.join(repr(t) for t in question.rhetorical[:2])})")
@@ -206,7 +211,9 @@ class Classifier:
         margin = 1.0 if mode == "reactive" and best in ("case", "rant") and best_score > 0 else 0.0
         if spam.score >= SPAM_AT and spam.score >= best_score + margin:
             kind = "spam"
-        elif scores.get("news", 0.0) >= 1 and mode != "reactive" and scores["news"] >= best_score:
+        elif scores.get("news", 0.0) >= 1 and mode != "reactive" and (scores["news"] >= best_score or reported):
+            # a report of an outage reads like a complaint to the complaint head; told in the third
+            # person with a news shape, it is news
             kind = "news"
         elif fraud_terms:
             kind = "case"

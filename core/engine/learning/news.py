@@ -2,8 +2,8 @@
 
 News is written in the third person about a company ("Brightwave to raise prices", "the company
 says"), often as a headline ("BREAKING:", "X to hike prices from April"), with a link to an article,
-and is not addressed to the brand. An item from a feed is news unless it reads like a personal post
-("Why I finally left ...", a blog's "an honest review"). The content library's news terms ("announces",
+and is not addressed to the brand. An item from a feed, or a story title submitted to Hacker News, is news unless it reads like a personal
+post ("Why I finally left ...", a blog's "an honest review"; "Ask HN:" and "Show HN:" are not news). The content library's news terms ("announces",
 "according to") come on top; the classifier decides.
 """
 from __future__ import annotations
@@ -14,11 +14,14 @@ from urllib.parse import urlsplit
 
 from socialcrm.core.sdk.model import Mention
 
-# First and second person, in the languages the content library speaks: people talk, reports do not.
+# The first person singular, in the languages the content library speaks: people say "I", reports do
+# not (an outlet's editorial "we" and its "you" are left out). Words that are also other words in a
+# neighbour language ("im" in German, "eu" beside EU) are left out too.
 _PERSONAL = re.compile(
-    r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|me|my|mine|we're|you|your|you're|u|ur|im|ive|"
-    r"yo|mi|mis|tengo|je|j'ai|moi|mon|ma|mes|tu|ich|mich|mein|meine|du|eu|meu|minha|io|mio|mia|ik|mijn)(?![\w'])",
+    r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|me|my|mine|ive|yo|mis|tengo|je|j'ai|moi|mon|ich|mich|mein|meine|"
+    r"meinen|meu|minha|io|mio|ik|mijn)(?![\w'])",
     re.IGNORECASE)
+_SHOW_OR_ASK = re.compile(r"^\s*(?:ask|show|tell|launch) hn\b", re.IGNORECASE)
 _HEADLINE_OPENER = re.compile(r"^\s*(?:RT @\w+:\s*)?(?:BREAKING|JUST IN|UPDATE|EXCLUSIVE|ALERT|SCAM ALERT)\b\s*[:\-—]",
                               re.IGNORECASE)
 # "Brightwave to raise prices", "Orbit Fiber to expand into Leeds": the headline future.
@@ -56,13 +59,18 @@ def personal_host(url: str | None) -> bool:
 def read_news(text: str, mention: Mention, news_terms: int) -> NewsSignals:
     """The news signals in ``text`` (``news_terms``: how many content-library news terms it has)."""
     signals = NewsSignals()
-    signals.personal = bool(_PERSONAL.search(text))
     feed = mention.network == "rss"
+    signals.personal = bool(_PERSONAL.search(text)) or (feed and personal_host(mention.url))
     if feed:
-        if signals.personal or personal_host(mention.url):
+        if signals.personal:
             signals.add(0.5, "a feed item that reads like a personal post")
         else:
             signals.add(1.0, "an article from a feed")
+    elif mention.network == "hackernews" and not mention.reply_to and not _SHOW_OR_ASK.search(text):
+        if signals.personal:
+            signals.add(0.5, "a story title that reads like a personal post")
+        else:
+            signals.add(1.0, "a story submitted as a link")
     if _HEADLINE_OPENER.search(text):
         signals.add(1.0, "a news headline opener")
     if not signals.personal:
