@@ -17,10 +17,10 @@ from socialcrm.core.engine.learning.influence import influence_of
 from socialcrm.core.engine.learning.language import detect as detect_language
 from socialcrm.core.engine.learning.news import read_news
 from socialcrm.core.engine.learning.priority import prioritise
-from socialcrm.core.engine.learning.query import QuestionReader
+from socialcrm.core.engine.learning.query import RHETORICAL, QuestionReader
 from socialcrm.core.engine.learning.sentiment import lexicon_scores, sentiment_from_lexicon
-from socialcrm.core.engine.learning.spam import SPAM_AT, SpamReader
-from socialcrm.core.engine.learning.terms import TermMatcher, merge_terms
+from socialcrm.core.engine.learning.spam import CALLS_TO_ACTION, SPAM_AT, SPAM_HINTS, SpamReader
+from socialcrm.core.engine.learning.terms import TermMatcher, merge_terms, tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from socialcrm.core.engine.learning.query import QuestionCue
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ACTIONABLE = ("case", "lead", "rfe", "query", "rant", "rave")  # ties go to the earlier, more actionable type
 RT_PREFIX = re.compile(r"^RT @\w+:\s*")
+#: Phrase tables the classifier's one matcher reads beside the content library (not types: cues).
+CUE_TABLES = {"cta": CALLS_TO_ACTION, "hint": SPAM_HINTS, "rhetorical": RHETORICAL}
 #: VADER's lexicon is English; the lexicon path's sentiment elsewhere counts for less and says so.
 LEXICON_LANGUAGES = ("en",)
 #: How much a term or signal for case/rant (rfe) still counts when the model says "no complaint"
@@ -68,7 +70,9 @@ class Classifier:
         self.high_reach = high_reach
         self.languages = languages
         self.high_influence = high_influence
-        self.matcher = TermMatcher(merge_terms(terms or {}, default_terms))
+        # One matcher reads the content library and the cues the spam and question readers use: one
+        # pass over a post's tokens instead of three.
+        self.matcher = TermMatcher({**merge_terms(terms or {}, default_terms), **CUE_TABLES})
         self.model = model
         #: The languages sentiment was trained on: the model's, or VADER's English without a model.
         self.sentiment_languages = tuple(model.languages) if model is not None else LEXICON_LANGUAGES
@@ -168,7 +172,10 @@ class Classifier:
     def decide(self, text: str, lang: str, compound: float, mention: Mention, mode: str,
                model: "TextScores | None" = None, covered: bool = True, repeats: int = 0) -> Decision:
         """Score each type from terms, signals and the model's heads, and pick one."""
-        terms = self.matcher.match(text, lang)
+        words = tokens(text)
+        found = self.matcher.match(text, lang, words)
+        cues = {kind: found.pop(kind) for kind in CUE_TABLES if kind in found}
+        terms = found
         scores = {kind: float(len(found)) for kind, found in terms.items() if kind not in ("fraud", "spam")}
         notes: list[str] = []
 
@@ -176,15 +183,16 @@ class Classifier:
             scores[kind] = scores.get(kind, 0.0) + amount
             notes.append(why)
 
-        spam = self.spam_reader.read(text, lang, self._brand_handles, repeats, len(terms.get("spam", ())))
+        spam = self.spam_reader.read(text, lang, self._brand_handles, repeats, len(terms.get("spam", ())), words,
+                                     {"cta": cues.get("cta", []), "hint": cues.get("hint", [])})
         if spam.score:
             scores["spam"] = spam.score
             notes.extend(spam.reasons)
-        news = read_news(text, mention, len(terms.get("news", ())))
+        news = read_news(text, mention, len(terms.get("news", ())), words, spam.link_texts)
         if news.score:
             add("news", news.score, ", ".join(news.reasons))
         reported = not news.personal and scores.get("news", 0.0) >= REPORTED_AT
-        question = self.question_reader.read(text, lang)
+        question = self.question_reader.read(text, lang, cues.get("rhetorical", []))
         if question.rhetorical:
             notes.append(f"a rhetorical question ({', '.join(repr(t) for t in question.rhetorical[:2])})")
         fraud_terms = terms.get("fraud", [])

@@ -12,15 +12,16 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from socialcrm.core.engine.learning.spam import find_links
+from socialcrm.core.engine.learning.terms import tokens
 from socialcrm.core.sdk.model import Mention
 
-# The first person singular, in the languages the content library speaks: people say "I", reports do
-# not (an outlet's editorial "we" and its "you" are left out). Words that are also other words in a
-# neighbour language ("im" in German, "eu" beside EU) are left out too.
-_PERSONAL = re.compile(
-    r"(?<![\w'])(?:i|i'm|i've|i'd|i'll|me|my|mine|ive|yo|mis|tengo|je|j'ai|moi|mon|ich|mich|mein|meine|"
-    r"meinen|meu|minha|io|mio|ik|mijn)(?![\w'])",
-    re.IGNORECASE)
+#: The first person singular, in the languages the content library speaks: people say "I", reports do
+#: not (an outlet's editorial "we" and its "you" are left out). Words that are also other words in a
+#: neighbour language ("im" in German, "eu" beside EU, "du" in French) are left out too.
+PERSONAL_WORDS = frozenset({"i", "i'm", "i've", "i'd", "i'll", "me", "my", "mine", "ive", "yo", "mis", "tengo", "je",
+                            "j'ai", "moi", "mon", "ich", "mich", "mein", "meine", "meinen", "meu", "minha", "io",
+                            "mio", "ik", "mijn"})
 _SHOW_OR_ASK = re.compile(r"^\s*(?:ask|show|tell|launch) hn\b", re.IGNORECASE)
 _HEADLINE_OPENER = re.compile(r"^\s*(?:RT @\w+:\s*)?(?:BREAKING|JUST IN|UPDATE|EXCLUSIVE|ALERT|SCAM ALERT)\b\s*[:\-—]",
                               re.IGNORECASE)
@@ -30,8 +31,6 @@ _HEADLINE_FUTURE = re.compile(
     r"launch|expand|buy|sell|axe|shut|end|offer|roll|invest|hire|merge|acquire|enter|exit|drop|add|bring|pay|face)\b")
 # An article's address: a dated path (/2026/10/02/) or a slug of four or more hyphenated words.
 _ARTICLE_PATH = re.compile(r"/(?:19|20)\d\d/|/[a-z0-9]+(?:-[a-z0-9]+){3,}", re.IGNORECASE)
-_LINK = re.compile(r"(?:https?://|www\.)\S+|\b(?:[a-z0-9-]+\.)+(?:com|net|org|co\.uk|uk|io|news|fr|de|es|it|pt|nl)/\S+",
-                   re.IGNORECASE)
 #: Hosts of personal writing: a feed item from one is a post, not a report.
 PERSONAL_HOSTS = ("substack.com", "medium.com", "blogspot.", "wordpress.com", "tumblr.com", "ghost.io")
 
@@ -56,11 +55,14 @@ def personal_host(url: str | None) -> bool:
     return bool(host) and (host.endswith(".blog") or any(h in host for h in PERSONAL_HOSTS))
 
 
-def read_news(text: str, mention: Mention, news_terms: int) -> NewsSignals:
-    """The news signals in ``text`` (``news_terms``: how many content-library news terms it has)."""
+def read_news(text: str, mention: Mention, news_terms: int, words: list[str] | None = None,
+              links: list[str] | None = None) -> NewsSignals:
+    """The news signals in ``text`` (``news_terms``: how many content-library news terms it has;
+    ``words``: its ``terms.tokens`` and ``links``: its ``spam.find_links``, when the caller has them)."""
     signals = NewsSignals()
     feed = mention.network == "rss"
-    signals.personal = bool(_PERSONAL.search(text)) or (feed and personal_host(mention.url))
+    words = tokens(text) if words is None else words
+    signals.personal = not PERSONAL_WORDS.isdisjoint(words) or (feed and personal_host(mention.url))
     if feed:
         if signals.personal:
             signals.add(0.5, "a feed item that reads like a personal post")
@@ -74,10 +76,10 @@ def read_news(text: str, mention: Mention, news_terms: int) -> NewsSignals:
     if _HEADLINE_OPENER.search(text):
         signals.add(1.0, "a news headline opener")
     if not signals.personal:
-        if _HEADLINE_FUTURE.search(text):
+        if " to " in text and _HEADLINE_FUTURE.search(text):
             signals.add(1.0, "a headline ('X to ...')")
-        link = _LINK.search(text)
-        if link and _ARTICLE_PATH.search(link.group(0)):
+        links = find_links(text) if links is None else links
+        if any("/" in link and _ARTICLE_PATH.search(link) for link in links):
             signals.add(0.5, "a link to an article")
         if signals.score or news_terms:
             signals.add(0.5, "written in the third person")

@@ -51,10 +51,14 @@ class QuestionReader:
     def __init__(self, rhetorical: dict[str, list[str]] | None = None):
         self._rhetorical = TermMatcher({"rhetorical": rhetorical or RHETORICAL})
 
-    def read(self, text: str, lang: str | None) -> QuestionCue:
-        """The question cue of ``text`` in ``lang``."""
-        bare = _URL.sub(" ", text) if "/" in text else text
-        asks = bool(_QUESTION_MARK.search(bare))
-        if not asks:
+    def read(self, text: str, lang: str | None, rhetorical: list[str] | None = None) -> QuestionCue:
+        """The question cue of ``text`` in ``lang`` (``rhetorical``: the ``RHETORICAL`` phrases in it,
+        when the caller has matched them already)."""
+        if "?" not in text and "¿" not in text and "؟" not in text:
             return QuestionCue(False, [])
-        return QuestionCue(True, self._rhetorical.match(bare, lang).get("rhetorical", []))
+        bare = _URL.sub(" ", text) if "/" in text else text
+        if not _QUESTION_MARK.search(bare):
+            return QuestionCue(False, [])
+        if rhetorical is None:
+            rhetorical = self._rhetorical.match(bare, lang).get("rhetorical", [])
+        return QuestionCue(True, rhetorical)

@@ -267,10 +267,11 @@ class TermMatcher:
             cached = self._tables[lang] = (table, starts)
         return cached
 
-    def match(self, text: str, lang: str | None) -> dict[str, list[str]]:
-        """kind -> the terms found, in English and in the text's own language."""
+    def match(self, text: str, lang: str | None, words: list[str] | None = None) -> dict[str, list[str]]:
+        """kind -> the terms found, in English and in the text's own language (``words``: the text's
+        ``tokens``, when the caller has them already)."""
         table, starts = self._table(lang if lang in self.languages else "en")
-        words = tokens(text)
+        words = tokens(text) if words is None else words
         found: dict[str, list[str]] = {}
         i, count = 0, len(words)
         while i < count:
