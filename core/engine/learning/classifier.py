@@ -2,8 +2,11 @@
 
 Each signal adds to a score per type; the reasons list says which terms, model scores and rules
 decided. With the text model (``core/engine/learning/textmodel/``) its sentiment head gives the sentiment,
-and its complaint and suggestion heads weigh in on case/rant and rfe; without it the lexicon and the
-content library decide alone. Either way a support lead can read why a mention became a case.
+its complaint and suggestion heads weigh in on case/rant and rfe, and its question head (with the '?'
+cue and the query terms, :mod:`.query`) on query; without it the lexicon and the content library decide
+alone. Spam (:mod:`.spam`) and news (:mod:`.news`) add the shape of a post to their terms. Sentiment
+reasons name the language and whether the model (or VADER, without one) was trained on it. Either way
+a support lead can read why a mention became a case.
 """
 from __future__ import annotations
 
