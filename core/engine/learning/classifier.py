@@ -2,8 +2,11 @@
 
 Each signal adds to a score per type; the reasons list says which terms, model scores and rules
 decided. With the text model (``core/engine/learning/textmodel/``) its sentiment head gives the sentiment,
-and its complaint and suggestion heads weigh in on case/rant and rfe; without it the lexicon and the
-content library decide alone. Either way a support lead can read why a mention became a case.
+its complaint and suggestion heads weigh in on case/rant and rfe, and its question head (with the '?'
+cue and the query terms, :mod:`.query`) on query; without it the lexicon and the content library decide
+alone. Spam (:mod:`.spam`) and news (:mod:`.news`) add the shape of a post to their terms. Sentiment
+reasons name the language and whether the model (or VADER, without one) was trained on it. Either way
+a support lead can read why a mention became a case.
 """
 from __future__ import annotations
 
@@ -15,18 +18,23 @@ from socialcrm.core.sdk.brand import Brand
 from socialcrm.core.sdk.model import NOISE_TYPES, Mention, Record, Sentiment
 from socialcrm.core.engine.learning.influence import influence_of
 from socialcrm.core.engine.learning.language import detect as detect_language
+from socialcrm.core.engine.learning.news import read_news
 from socialcrm.core.engine.learning.priority import prioritise
+from socialcrm.core.engine.learning.query import RHETORICAL, QuestionReader
 from socialcrm.core.engine.learning.sentiment import lexicon_scores, sentiment_from_lexicon
-from socialcrm.core.engine.learning.terms import TermMatcher, merge_terms
+from socialcrm.core.engine.learning.spam import CALLS_TO_ACTION, SPAM_AT, SPAM_HINTS, SpamReader
+from socialcrm.core.engine.learning.terms import TermMatcher, merge_terms, tokens
 
 if TYPE_CHECKING:  # pragma: no cover
+    from socialcrm.core.engine.learning.query import QuestionCue
     from socialcrm.core.engine.learning.textmodel import TextModel, TextScores
 
 ACTIONABLE = ("case", "lead", "rfe", "query", "rant", "rave")  # ties go to the earlier, more actionable type
-URL = re.compile(r"https?://\S+")
 RT_PREFIX = re.compile(r"^RT @\w+:\s*")
-#: The languages the text model was trained on; elsewhere its scores count for less and say so.
-MODEL_LANGUAGES = frozenset({"en"})
+#: Phrase tables the classifier's one matcher reads beside the content library (not types: cues).
+CUE_TABLES = {"cta": CALLS_TO_ACTION, "hint": SPAM_HINTS, "rhetorical": RHETORICAL}
+#: VADER's lexicon is English; the lexicon path's sentiment elsewhere counts for less and says so.
+LEXICON_LANGUAGES = ("en",)
 #: How much a term or signal for case/rant (rfe) still counts when the model says "no complaint"
 #: ("no suggestion"): enough to break ties, not enough to make the type alone (one term, 1 x 0.45,
 #: stays under the 0.5 a type needs; two terms make it). Chosen on the complaints training rows: at
@@ -35,6 +43,10 @@ DAMPING = 0.45
 #: How far the sentiment head must lean to praise (P(positive) - P(negative)) for a post with praise terms
 #: that the complaint head claims to count as a rave (a problem solved, told as thanks), not a complaint.
 PRAISE_STORY = 0.15
+#: A news score (terms and signals) at which a third-person post is news even where the complaint
+#: head hears a complaint in it ("Thousands of homes without broadband after ..."): a term and a
+#: headline shape, or two terms and the third person.
+REPORTED_AT = 2.0
 #: Posts shorter than this (in words) give the model too little to read: there the terms decide.
 SHORT_POST_WORDS = 8
 
@@ -61,8 +73,16 @@ class Classifier:
         self.high_reach = high_reach
         self.languages = languages
         self.high_influence = high_influence
-        self.matcher = TermMatcher(merge_terms(terms or {}, default_terms))
+        # One matcher reads the content library and the cues the spam and question readers use: one
+        # pass over a post's tokens instead of three.
+        self.matcher = TermMatcher({**merge_terms(terms or {}, default_terms), **CUE_TABLES})
         self.model = model
+        #: The languages sentiment was trained on: the model's, or VADER's English without a model.
+        self.sentiment_languages = tuple(model.languages) if model is not None else LEXICON_LANGUAGES
+        self.spam_reader = SpamReader()
+        self.question_reader = QuestionReader()
+        self._brand_handles = frozenset(h.lower() if h.startswith("@") else "@" + h.lower()
+                                        for h in brand.handles)
 
     def learn(self, mentions: Sequence[Mention], repeats: Sequence[int] | None = None,
               followups: Sequence[int] | None = None) -> list[Record]:
@@ -95,8 +115,8 @@ class Classifier:
             lang = detected or "und"
             reasons.append(f"language {lang} (detected, p={probability:.2f})" if detected
                            else f"language unknown (detection unsure, p={probability:.2f})")
-        covered = lang in MODEL_LANGUAGES
-        sentiment, confidence, why = self.sentiment_of(lexicon, scores, covered, lang)
+        covered = lang in self.sentiment_languages
+        sentiment, confidence, why = self.sentiment_of(lexicon, scores, covered, lang, self.sentiment_languages)
         reasons.append(why)
         mode, mode_reason = self.mode_of(mention, text)
         reasons.append(mode_reason)
@@ -118,13 +138,18 @@ class Classifier:
 
     @staticmethod
     def sentiment_of(lexicon: dict[str, float], scores: "TextScores | None", covered: bool,
-                     lang: str) -> tuple[Sentiment, float, str]:
-        """The sentiment, how sure it is (0-1), and the sentence saying why."""
-        caveat = "" if covered else f"; language {lang!r} is not covered, low confidence"
+                     lang: str, trained_on: tuple[str, ...] = LEXICON_LANGUAGES) -> tuple[Sentiment, float, str]:
+        """The sentiment, how sure it is (0-1), and the sentence saying why, naming the language and
+        whether the sentiment was trained on it (``trained_on``); elsewhere confidence is halved."""
         if scores is None:
             sentiment = sentiment_from_lexicon(lexicon)
             confidence = min(1.0, 0.5 + abs(sentiment.score) / 2) * (1.0 if covered else 0.5)
-            return sentiment, confidence, f"sentiment {sentiment.label} ({sentiment.score:+.2f}, VADER lexicon{caveat})"
+            language = (f"; VADER is English-only, language {lang}" if covered else
+                        f"; VADER is English-only and this is language {lang!r}, low confidence")
+            return sentiment, confidence, f"sentiment {sentiment.label} ({sentiment.score:+.2f}, VADER lexicon{language})"
+        caveat = (f"; language {lang}, which the model was trained on" if covered else
+                  f"; language {lang!r} has no training data (the model was trained on {', '.join(trained_on)}), "
+                  f"low confidence")
         probs = scores.sentiment
         label = max(probs, key=probs.get)
         sentiment = Sentiment(label, round(probs["positive"] - probs["negative"], 4))
@@ -150,32 +175,36 @@ class Classifier:
     def decide(self, text: str, lang: str, compound: float, mention: Mention, mode: str,
                model: "TextScores | None" = None, covered: bool = True, repeats: int = 0) -> Decision:
         """Score each type from terms, signals and the model's heads, and pick one."""
-        terms = self.matcher.match(text, lang)
-        scores = {kind: float(len(found)) for kind, found in terms.items() if kind != "fraud"}
+        words = tokens(text)
+        found = self.matcher.match(text, lang, words)
+        cues = {kind: found.pop(kind) for kind in CUE_TABLES if kind in found}
+        terms = found
+        scores = {kind: float(len(found)) for kind, found in terms.items() if kind not in ("fraud", "spam")}
         notes: list[str] = []
 
         def add(kind: str, amount: float, why: str) -> None:
             scores[kind] = scores.get(kind, 0.0) + amount
             notes.append(why)
 
-        if "spam" in scores:
-            add("spam", 0.5 * scores["spam"], "spam terms weigh 1.5")
-        links = len(URL.findall(text))
-        if links >= 2:
-            add("spam", 0.5, f"{links} links")
-        if mention.network == "rss":
-            add("news", 1.0, "an article from a feed")
-        # Copies by many accounts are spam when they push a link or an offer; without either, it takes
-        # a mass of them, because people do copy one complaint (an outage, a campaign) word for word.
-        if (repeats >= 2 and (links or "spam" in scores)) or repeats >= 8:
-            add("spam", 1.5 + 0.25 * min(repeats, 6), f"near-identical to {repeats} posts by other accounts")
+        spam = self.spam_reader.read(text, lang, self._brand_handles, repeats, len(terms.get("spam", ())), words,
+                                     {"cta": cues.get("cta", []), "hint": cues.get("hint", [])})
+        if spam.score:
+            scores["spam"] = spam.score
+            notes.extend(spam.reasons)
+        news = read_news(text, mention, len(terms.get("news", ())), words, spam.link_texts)
+        if news.score:
+            add("news", news.score, ", ".join(news.reasons))
+        reported = not news.personal and scores.get("news", 0.0) >= REPORTED_AT
+        question = self.question_reader.read(text, lang, cues.get("rhetorical", []))
+        if question.rhetorical:
+            notes.append(f"a rhetorical question ({', '.join(repr(t) for t in question.rhetorical[:2])})")
         fraud_terms = terms.get("fraud", [])
+        asked = False  # the question head read an information-seeking question
         if model is not None and mention.network != "rss":
             self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()))
-            if "?" in text and not scores.get("case") and not scores.get("lead") and model.complaint < self.model.complaint_threshold:
-                add("query", 0.5, "asks a question")
+            asked = self._weigh_question(model, question, terms, scores, notes, add, covered)
         else:
-            if "?" in text and not scores.get("case") and not scores.get("lead"):
+            if question.sincere and not scores.get("case") and not scores.get("lead"):
                 add("query", 0.5, "asks a question")
             if compound <= -0.4:
                 add("rant", 0.5 if compound > -0.7 else 1.0, "strongly negative")
@@ -187,15 +216,24 @@ class Classifier:
                 scores["rave"] /= 2
                 notes.append("praise words in a negative post (sarcasm?) count half")
 
-        spam = scores.get("spam", 0.0)
         best = max(ACTIONABLE, key=lambda k: (scores.get(k, 0.0), -ACTIONABLE.index(k)))
         best_score = scores.get(best, 0.0)
-        if spam >= 1.5 and spam >= best_score:
+        # Spam never swallows a complaint said to the brand: there it must clearly outscore the complaint.
+        margin = 1.0 if mode == "reactive" and best in ("case", "rant") and best_score > 0 else 0.0
+        if spam.score >= SPAM_AT and spam.score >= best_score + margin:
             kind = "spam"
-        elif scores.get("news", 0.0) >= 1 and mode != "reactive" and scores["news"] >= best_score:
+        elif scores.get("news", 0.0) >= 1 and mode != "reactive" and (scores["news"] >= best_score or reported):
+            # a report of an outage reads like a complaint to the complaint head; told in the third
+            # person with a news shape, it is news
             kind = "news"
         elif fraud_terms:
             kind = "case"
+        elif asked:
+            # an information-seeking question is a query even where the complaint or suggestion head
+            # also fires on its tone ("why is Peeves scared?"); _weigh_question left cases and leads alone
+            kind = "query"
+            if best != "query":
+                notes.append(f"the question outranks {best}")
         elif best_score >= 0.5:
             kind = best
         else:
@@ -260,6 +298,45 @@ class Classifier:
             # "Great job! 3 power outages in 3 months": praise words in what the model reads as a complaint
             scores["rave"] *= DAMPING
             notes.append("praise words in a complaint (sarcasm?) count less")
+
+    def _weigh_question(self, model: "TextScores", question: "QuestionCue", terms: dict[str, list[str]],
+                        scores: dict[str, float], notes: list[str], add, covered: bool) -> bool:
+        """Fold the model's question head, the '?' cue and the query terms into the query score.
+
+        A query is what the question head, the query terms and the '?' say together, unless the
+        question is a prospect's (lead terms: a lead), a help request (case terms, with the complaint
+        head or twice over: a case) or a rant's ("?" beside rant terms in a complaint: rhetorical). A
+        model without a question head (threshold above 1) leaves the '?' and the terms to decide.
+        True when the head read an information-seeking question that nothing else claims."""
+        threshold = self.model.question_threshold
+        complaint = model.complaint >= self.model.complaint_threshold
+        if threshold > 1.0:
+            if question.sincere and not scores.get("case") and not scores.get("lead") and not complaint:
+                add("query", 0.5, "asks a question")
+            return False
+        p_question = model.question
+        if p_question < threshold:
+            if scores.get("query"):
+                scores["query"] *= DAMPING
+            notes.append(f"model: not a question (p={p_question:.2f} < {threshold:.2f})")
+            return False
+        said = f"model: question p={p_question:.2f} (>= {threshold:.2f})"
+        case_terms, lead_terms = len(terms.get("case", ())), len(terms.get("lead", ()))
+        if question.rhetorical:
+            notes.append(f"{said}, but a rhetorical one")
+        elif lead_terms:
+            notes.append(f"{said}, a prospect's question")
+        elif case_terms >= 2 or (case_terms and complaint):
+            notes.append(f"{said}, a help request")
+        elif complaint and terms.get("rant") and not terms.get("query"):
+            notes.append(f"{said}, in a rant")
+        else:
+            weight = 1.0 if covered else 0.5
+            add("query", weight * (1.0 + 2.0 * (p_question - threshold) / max(1e-6, 1 - threshold)), said)
+            if question.asks:
+                add("query", 0.5, "asks a question")
+            return True
+        return False
 
     @staticmethod
     def _explain(kind: str, fraud: bool, scores: dict[str, float], terms: dict[str, list[str]],

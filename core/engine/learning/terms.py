@@ -133,31 +133,54 @@ DEFAULT_TERMS: dict[str, dict[str, list[str]]] = {
         "nl": ["zou fijn zijn", "suggestie", "graag een optie"],
     },
     "spam": {
-        "en": ["giveaway", "click here", "click the link", "free followers", "buy followers", "dm for promo",
-               "dm me for", "promo code", "airdrop", "crypto", "bitcoin", "forex", "earn $", "make money",
-               "work from home", "limited offer", "free iphone", "win a free", "claim your", "claim now",
-               "100% free", "onlyfans", "followback", "follow back", "f4f", "cheap followers", "casino",
-               "betting tips", "guaranteed profit", "working from home", "passive income", "side hustle",
-               "#sidehustle", "ask me how", "link in bio", "check my bio", "dm now", "instant delivery",
-               "real followers", "more followers", "presale", "pre-sale", "1000x", "promo codes",
-               "discount codes", "live streams", "free streams", "one trick"],
-        "es": ["gana dinero", "sorteo", "haz clic"],
-        "fr": ["gagnez", "cliquez ici", "concours gratuit"],
-        "de": ["gewinnspiel", "hier klicken", "geld verdienen"],
-        "pt": ["ganhe dinheiro", "clique aqui", "sorteio"],
+        # Phrases that make a post spam on their own. Words that are spam only beside a link or an offer
+        # ("giveaway", "casino", "bitcoin", "promo code") are the spam module's hints, not terms here.
+        "en": ["free followers", "buy followers", "cheap followers", "real followers", "more followers",
+               "get followers", "gain followers", "followers for only", "instant delivery", "no password needed",
+               "dm for promo", "win a free", "claim your free", "claim your prize", "claim your reward", "rt to win",
+               "retweet to win", "follow and retweet", "follow & retweet", "follow + retweet", "follow and rt",
+               "follow & rt", "follow + rt", "follow + repost", "rt and follow", "rt + follow", "like and retweet",
+               "f4f", "follow for follow", "follow4follow", "teamfollowback", "free iphone", "100% free", "onlyfans",
+               "link in bio", "link in my bio", "check my bio", "details in bio", "ask me how", "one trick",
+               "passive income", "guaranteed profit", "guaranteed returns", "double your money", "double your bitcoin",
+               "1000x", "airdrop", "presale is live", "crypto signals", "forex signals",
+               "investment platform", "she's legit", "he's legit", "helped me recover", "recovered my account",
+               "hot singles", "sexy singles", "18+ only", "cam girls", "verified deals",
+               "staff discount codes", "leaked discount", "exclusive partner links", "welcome bonus",
+               "limited offer", "limited time offer"],
+        "es": ["gana dinero", "seguidores gratis", "comprar seguidores", "sigue esta cuenta", "gana un",
+               "ingresos pasivos", "enlace en mi perfil", "link en mi perfil", "participa y gana"],
+        "fr": ["abonnés gratuits", "gagnez un", "tente ta chance", "lien dans ma bio", "revenus passifs",
+               "concours gratuit"],
+        "de": ["kostenlose follower", "follower kaufen", "gewinne ein", "link in der bio", "passives einkommen",
+               "jetzt gewinnen"],
+        "pt": ["seguidores grátis", "ganhe dinheiro", "ganhe um", "link na bio", "renda passiva", "comprar seguidores"],
+        "it": ["follower gratis", "vinci un", "guadagna soldi", "link in bio", "rendita passiva"],
+        "ar": ["متابعين مجانا", "زيادة متابعين", "اربح", "الرابط في البايو"],
+        "hi": ["free followers pao", "paise kamao", "ghar baithe kamaye"],
     },
     "news": {
         "en": ["announces", "announced", "announcement", "press release", "reports", "reported", "according to",
                "breaking", "acquires", "acquisition", "merger", "quarterly", "q1", "q2", "q3", "q4", "earnings",
                "revenue", "shares", "stock", "ceo", "investors", "regulator", "ofcom", "fcc", "launches",
                "unveils", "rolls out", "expands", "partnership", "subscribers", "analysts", "fined",
-               "headline", "report:", "via @"],
-        "es": ["anuncia", "según", "informa", "resultados", "adquiere"],
-        "fr": ["annonce", "selon", "résultats", "rachète", "communiqué"],
-        "de": ["kündigt an", "laut", "quartal", "übernimmt", "meldet"],
-        "pt": ["anuncia", "segundo", "resultados", "adquire"],
-        "it": ["annuncia", "secondo", "risultati", "acquisisce"],
-        "nl": ["kondigt aan", "volgens", "resultaten", "neemt over"],
+               "headline", "report:", "via @",
+               # reported speech and the outlet's phrasing
+               "confirms", "confirmed", "the company says", "the company said", "the company warns", "says it",
+               "said it", "sources say", "told reporters", "in a statement", "more to follow", "thousands of",
+               "millions of", "customers across", "is now live", "now live in", "now shipping", "to announce",
+               "teardown", "post-mortem", "hands-on", "review :", "steps down", "investigates", "ombudsman",
+               "figures show", "per cent", "year-on-year"],
+        "es": ["anuncia", "según", "informa", "resultados", "adquiere", "lanza", "llega a", "la operadora",
+               "la compañía", "ha anunciado", "comunicado"],
+        "fr": ["annonce", "selon", "résultats", "rachète", "communiqué", "lance", "l'opérateur", "arrive en",
+               "a annoncé"],
+        "de": ["kündigt an", "laut", "quartal", "übernimmt", "meldet", "startet", "der anbieter", "teilte mit",
+               "bekannt gegeben"],
+        "pt": ["anuncia", "segundo", "resultados", "adquire", "chega a", "a operadora", "lança", "anunciou"],
+        "it": ["annuncia", "secondo", "risultati", "acquisisce", "arriva in", "l'operatore", "lancia", "ha annunciato"],
+        "nl": ["kondigt aan", "volgens", "resultaten", "neemt over", "voert", "maakt bekend"],
+        "ar": ["أعلنت", "أعلن", "وفقا", "بحسب", "عاجل"],
     },
     "fraud": {
         "en": ["scam", "scammed", "phishing", "fraud", "fraudulent", "unauthorized charge", "unauthorised charge",
@@ -244,10 +267,11 @@ class TermMatcher:
             cached = self._tables[lang] = (table, starts)
         return cached
 
-    def match(self, text: str, lang: str | None) -> dict[str, list[str]]:
-        """kind -> the terms found, in English and in the text's own language."""
+    def match(self, text: str, lang: str | None, words: list[str] | None = None) -> dict[str, list[str]]:
+        """kind -> the terms found, in English and in the text's own language (``words``: the text's
+        ``tokens``, when the caller has them already)."""
         table, starts = self._table(lang if lang in self.languages else "en")
-        words = tokens(text)
+        words = tokens(text) if words is None else words
         found: dict[str, list[str]] = {}
         i, count = 0, len(words)
         while i < count:
