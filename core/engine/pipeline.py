@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from socialcrm.core.engine.capture import capture, count_stored_repeats, fingerprint
 from socialcrm.core.engine.conversations import brand_reply_records, conversation_keys, follow
 from socialcrm.core.engine.donotengage import stored_keys
-from socialcrm.core.engine.incidents import group_incidents, incident_record
+from socialcrm.core.engine.incidents import Signatures, group_incidents, incident_record
 from socialcrm.core.engine.config import Config
 from socialcrm.core.sdk.connector import Sink, Source
 from socialcrm.core.engine.delivery import Deliverer, DeliveryStats
@@ -74,6 +74,7 @@ class Pipeline:
         self.deliverer = Deliverer(self.store, sinks)
         self.enabled_sinks = set(self.deliverer.sinks)
         self.learner = Learner(config, plugins)
+        self.incident_signatures = Signatures()  # the incident groups' signatures, between pages
         self.stop_event = threading.Event()
         self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
 
@@ -162,7 +163,8 @@ class Pipeline:
                               tx.conversations(conversation_keys(captured.to_learn, captured.brand_posts)),
                               self.config.privacy.hash_salt)
             records = self.learner.learn(captured.to_learn, repeats, followed.followups)
-            opened = group_incidents(tx, records, self.config.incidents, self.config.brand)
+            opened = group_incidents(tx, records, self.config.incidents, self.config.brand,
+                                     self.incident_signatures)
             route(records, self.config.routes, self.enabled_sinks, self.config.privacy,
                   stored_keys(tx, records, self.config.privacy), self.config.routing.unmatched)
             incidents = [incident_record(group, members) for group, members in opened]

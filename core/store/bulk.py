@@ -22,6 +22,7 @@ class BulkWriter:
         self.dialect = dialect
         self.direct = dialect.name == "sqlite" and dialect.paramstyle == "qmark"
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[int, Callable[[Any], Any]]]]] = {}
+        self._updates: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[tuple[int, Callable[[Any], Any]]]]] = {}
 
     def insert(self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """INSERT ``rows`` (tuples ordered as ``columns``) into ``table``."""
@@ -38,7 +39,7 @@ class BulkWriter:
 
     def update(self, conn: Connection, table: Table, key: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """UPDATE ``table`` SET ``columns`` WHERE ``key`` matches, one row per tuple (``columns``' values, then
-        the key's)."""
+        the key's). Values are converted as ``insert`` converts them."""
         if not rows:
             return
         columns = tuple(columns)
@@ -47,27 +48,38 @@ class BulkWriter:
                          .values({c: bindparam(f"_{c}") for c in columns}))
             conn.execute(statement, [{**{f"_{c}": v for c, v in zip(columns, row)}, "_key": row[-1]} for row in rows])
             return
-        quote = self.dialect.identifier_preparer.quote
-        sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = ?' for c in columns)} "
-               f"WHERE {quote(key)} = ?")
-        conn.exec_driver_sql(sql, list(rows))
+        sql, processors = self._prepared_update(table, key, columns)
+        conn.exec_driver_sql(sql, [_processed(row, processors) for row in rows] if processors else list(rows))
 
     def _prepared_insert(self, table: Table, columns: tuple[str, ...]):
         key = (table.name, columns)
         if key not in self._inserts:
-            unknown = [c for c in columns if c not in table.c]
-            if unknown:
-                raise ValueError(f"table {table.name} has no column(s) {', '.join(unknown)}")
             quote = self.dialect.identifier_preparer.quote
             sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                    f"VALUES ({', '.join('?' for _ in columns)})")
-            processors = []
-            for position, name in enumerate(columns):
-                process = table.c[name].type._cached_bind_processor(self.dialect)
-                if process is not None:
-                    processors.append((position, process))
-            self._inserts[key] = (sql, processors)
+            self._inserts[key] = (sql, self._processors(table, columns))
         return self._inserts[key]
+
+    def _prepared_update(self, table: Table, key: str, columns: tuple[str, ...]):
+        cached = (table.name, key, columns)
+        if cached not in self._updates:
+            quote = self.dialect.identifier_preparer.quote
+            sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = ?' for c in columns)} "
+                   f"WHERE {quote(key)} = ?")
+            self._updates[cached] = (sql, self._processors(table, (*columns, key)))
+        return self._updates[cached]
+
+    def _processors(self, table: Table, columns: tuple[str, ...]) -> list[tuple[int, Callable[[Any], Any]]]:
+        """Each column's bind processor (by position) for the types that need one (``DateTime``, ``Boolean``)."""
+        unknown = [c for c in columns if c not in table.c]
+        if unknown:
+            raise ValueError(f"table {table.name} has no column(s) {', '.join(unknown)}")
+        processors = []
+        for position, name in enumerate(columns):
+            process = table.c[name].type._cached_bind_processor(self.dialect)
+            if process is not None:
+                processors.append((position, process))
+        return processors
 
 
 def _processed(row: tuple, processors: list[tuple[int, Callable[[Any], Any]]]) -> tuple:
