@@ -248,3 +248,15 @@ def test_bulk_updates_convert_values_as_sqlalchemy_does(store):
         with store.db.connect() as conn:
             assert conn.exec_driver_sql("SELECT first_response_at FROM conversations").scalar() == \
                 "2026-10-01 09:00:00.000000"
+
+
+@pytest.mark.parametrize("value", [datetime(2026, 10, 1, 8, 20, 33), datetime(2026, 10, 1, 8, 20, 33, 5),
+                                   datetime(2026, 10, 1, 8, 20, 33, tzinfo=timezone.utc), datetime(999, 1, 1),
+                                   datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(2026, 1, 2).date(), None])
+def test_the_bulk_writers_sqlite_datetimes_are_sqlalchemys_text(value):
+    from sqlalchemy.dialects import sqlite
+
+    from socialcrm.core.store.bulk import BulkWriter
+    from socialcrm.core.store.schema import records
+    [(_, fast)] = BulkWriter(sqlite.dialect())._processors(records, ("id", "created_at"))
+    assert fast(value) == records.c.created_at.type._cached_bind_processor(sqlite.dialect())(value)

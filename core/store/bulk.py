@@ -9,9 +9,11 @@ path, which already batches rows into multi-row statements there.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Dialect
 
 
@@ -78,8 +80,27 @@ class BulkWriter:
         for position, name in enumerate(columns):
             process = table.c[name].type._cached_bind_processor(self.dialect)
             if process is not None:
-                processors.append((position, process))
+                processors.append((position, _faster(table.c[name].type.dialect_impl(self.dialect), process)))
         return processors
+
+
+#: SQLAlchemy's own text for SQLite ``DateTime`` columns, which ``datetime.isoformat`` writes alike.
+_SQLITE_DATETIME_FORMAT = SQLITE_DATETIME()._storage_format
+
+
+def _faster(impl: Any, process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process``, or for SQLite datetimes in SQLAlchemy's default text a C-speed equivalent (the page's
+    four datetime columns were a tenth of writing it): naive and aware values alike written as their
+    wall-clock time, as SQLAlchemy does; anything else (a ``date``, a subclass) left to ``process``."""
+    if not (isinstance(impl, SQLITE_DATETIME) and impl._storage_format == _SQLITE_DATETIME_FORMAT):
+        return process
+
+    def as_text(value: Any) -> Any:
+        if type(value) is datetime and value.year >= 1000:
+            return (value if value.tzinfo is None else value.replace(tzinfo=None)).isoformat(" ", "microseconds")
+        return process(value)
+
+    return as_text
 
 
 def _processed(row: tuple, processors: list[tuple[int, Callable[[Any], Any]]]) -> tuple:
