@@ -285,8 +285,12 @@ def _read_statements(store) -> list[str]:
     """Every SELECT the store's engine runs from now on, as SQL text."""
     from sqlalchemy import event
     seen: list[str] = []
-    event.listen(store.db.engine, "before_cursor_execute",
-                 lambda conn, cursor, statement, *rest: seen.append(statement) if statement.startswith("SELECT") else None)
+
+    def note(conn, cursor, statement, *rest):
+        if statement.startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", note)
     return seen
 
 
