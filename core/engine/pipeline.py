@@ -57,6 +57,7 @@ class Pipeline:
     """The configured sources, classifier, routes and sinks over one store."""
 
     def __init__(self, config: Config, plugins: PluginManager, store: Store | None = None):
+        _freeze_startup_objects()
         self.config = config
         self.plugins = plugins
         self.store = store or Store(config.store_url)
@@ -78,7 +79,6 @@ class Pipeline:
         self.incident_signatures = Signatures()  # the incident groups' signatures, between pages
         self.stop_event = threading.Event()
         self.poll_requests: set[str] = set()  # sources to poll on run_forever's next tick (the API asks)
-        _freeze_startup_objects()
 
     # --- listen -> capture -> learn -> store ---
 
@@ -264,13 +264,14 @@ _frozen = False
 
 
 def _freeze_startup_objects() -> None:
-    """Move everything alive once the first pipeline is built (modules, plugins, the lexicons, the text
-    model) out of the garbage collector's sight, once per process: they live as long as the process,
-    and each full collection scanning them again cost about a tenth of the workflow's time in
-    bench/pipeline.py. Objects made later are collected as usual."""
+    """Move what is alive when the first pipeline starts (modules, plugins, the config, the lexicons) out
+    of the garbage collector's sight, once per process: it lives as long as the process, and each full
+    collection scanning it again cost about a twentieth of the workflow's time in bench/pipeline.py.
+    Garbage is collected first, so none is kept for good; objects made later are collected as usual."""
     global _frozen
     if not _frozen:
         _frozen = True
+        gc.collect()
         gc.freeze()
 
 

@@ -35,7 +35,6 @@ def create_store_engine(url: str | URL) -> Engine:
         # checkpoint is an fsync (half the cost of storing a page in bench/pipeline.py).
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA cache_size=-65536")
         # SQLite checks foreign keys only when asked; PostgreSQL always does, and both must agree.
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
