@@ -14,6 +14,7 @@ from socialcrm import INCIDENT_TYPE
 from socialcrm.core.engine.config import load_config
 from socialcrm.core.engine.incidents import key_terms, similarity
 from socialcrm.core.engine.pipeline import Pipeline
+from socialcrm.core.store import Store
 from socialcrm.testing import FakeClock
 
 DEMO = Path(__file__).resolve().parent.parent / "samples" / "demo.toml"
@@ -276,3 +277,94 @@ def test_problem_and_incident_tickets_follow_the_zendesk_spec(spec, zendesk):
     kinds = _ZENDESK._schema(spec, fields["type"]).get("enum", ["problem", "incident"])
     assert (problem["type"], member["type"]) == ("problem", "incident") and {"problem", "incident"} <= set(kinds)
     assert member["problem_id"] == next(i for i, t in zendesk.tickets.items() if t["external_id"] == parent.id)
+
+
+def _group(gid: str, members: list[str], at: datetime) -> dict:
+    return {"id": gid, "terms": {"leeds": len(members), "fibre": len(members)}, "members": members,
+            "authors": [f"x:{m}" for m in members], "examples": [], "first_at": at, "last_at": at, "opened": False}
+
+
+def _read_statements(store) -> list[str]:
+    """Every SELECT the store's engine runs from now on, as SQL text."""
+    from sqlalchemy import event
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, *rest):
+        if statement.startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_page_decodes_only_the_incident_groups_that_changed_since_the_last(store):
+    """The groups stay decoded between pages; a page reads their versions, and in full only the groups it
+    does not hold at the stored version: those written since by another process (here a second store)."""
+    other = Store(store.url)
+    with store.page() as tx:
+        tx.incident_groups(START)
+        tx.save_incident_groups([_group("incident:a", ["x:1"], START), _group("incident:b", ["x:2"], START)])
+    with store.page() as tx:
+        [a, b] = tx.incident_groups(START)
+        a["members"].append("x:3")
+        tx.save_incident_groups([a])
+    with other.page() as tx:
+        [_, b_elsewhere] = tx.incident_groups(START)
+        b_elsewhere["members"].append("x:4")
+        tx.save_incident_groups([b_elsewhere])
+    reads = _read_statements(store)
+    with store.page() as tx:
+        [again_a, again_b] = tx.incident_groups(START)
+    assert again_a is a  # this process's own write: not read again
+    assert again_b is not b and again_b["members"] == ["x:2", "x:4"]  # the other process's write is
+    full_reads = [s for s in reads if "incidents.terms" in s]
+    assert len(full_reads) == 1
+    other.close()
+
+
+def test_a_failed_page_leaves_no_changed_incident_group_behind(store):
+    """The engine changes the groups it is handed in place: when the page's transaction rolls back, the
+    next page reads the groups as stored, not as the failed page left them."""
+    with store.page() as tx:
+        tx.incident_groups(START)
+        tx.save_incident_groups([_group("incident:a", ["x:1"], START)])
+    with pytest.raises(RuntimeError):
+        with store.page() as tx:
+            [group] = tx.incident_groups(START)
+            group["members"].append("x:2")
+            tx.save_incident_groups([group])
+            raise RuntimeError("crash before commit")
+    with store.page() as tx:
+        [group] = tx.incident_groups(START)
+    assert group["members"] == ["x:1"]
+
+
+def test_an_erasure_makes_other_processes_read_the_group_again(store):
+    """Erasing a member changes its group's version, so a pipeline holding the group decoded reads it again."""
+    from socialcrm.core.sdk.model import Author, Record
+    from socialcrm.core.store import incidents as stored_groups
+    with store.page() as tx:
+        tx.incident_groups(START)
+        tx.save_incident_groups([_group("incident:a", ["x:1", "x:2"], START)])
+    with store.page() as tx:
+        tx.incident_groups(START)  # now held decoded
+    gone = Record(id="x:1", network="x", content="", created_at=START, author=Author(id="1"))
+    with store.db.begin() as conn:
+        assert stored_groups.forget_records(conn, [gone]) == 1
+    with store.page() as tx:
+        [group] = tx.incident_groups(START)
+    assert group["members"] == ["x:2"]
+
+
+def test_signatures_are_kept_only_while_the_group_is_unchanged():
+    from socialcrm.core.engine.incidents import Signatures, signature
+    signatures = Signatures()
+    group = _group("incident:a", ["x:1", "x:2"], START)
+    first = signatures.of(group)
+    assert signatures.of(group) is first  # the same object, the same members: kept
+    group["members"].append("x:3")
+    group["terms"]["outage"] = 3
+    assert signatures.of(group) == signature(group) != first
+    reread = _group("incident:a", ["x:1", "x:2"], START)
+    reread["terms"] = {"storm": 2}
+    assert signatures.of(reread) == frozenset({"storm"})  # another object (read again): computed afresh

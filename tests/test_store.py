@@ -231,3 +231,35 @@ def test_records_page_lists_the_unrouted_records(store):
     save(store, records)
     assert [r.id for r, _ in store.records_page(unrouted=True)] == ["x:1"]
     assert sorted(r.id for r, _ in store.records_page(route="desk")) == ["x:0", "x:2"]
+
+
+def test_bulk_updates_convert_values_as_sqlalchemy_does(store):
+    """Conversations and incident groups are updated through the bulk writer: their times read back as
+    the same datetimes (on SQLite its direct path converts them as SQLAlchemy would)."""
+    from socialcrm.core.store import ConversationState
+    opened = datetime(2026, 10, 1, 8, 20, 33, 120, tzinfo=timezone.utc)
+    answered = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+    state = ConversationState(key="x:1", first_record_id="x:1", opened_at=opened, last_customer_post_at=opened)
+    with store.page() as tx:
+        tx.save_conversations([state])
+    state.first_response_at, state.state = answered, "answered"
+    with store.page() as tx:
+        tx.save_conversations([state])
+    stored = store.conversation("x:1")
+    assert (stored.opened_at, stored.first_response_at, stored.state) == (opened, answered, "answered")
+    if store.backend == "sqlite":  # the very text SQLAlchemy writes, not the driver's own datetime format
+        with store.db.connect() as conn:
+            assert conn.exec_driver_sql("SELECT first_response_at FROM conversations").scalar() == \
+                "2026-10-01 09:00:00.000000"
+
+
+@pytest.mark.parametrize("value", [datetime(2026, 10, 1, 8, 20, 33), datetime(2026, 10, 1, 8, 20, 33, 5),
+                                   datetime(2026, 10, 1, 8, 20, 33, tzinfo=timezone.utc), datetime(999, 1, 1),
+                                   datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(2026, 1, 2).date(), None])
+def test_the_bulk_writers_sqlite_datetimes_are_sqlalchemys_text(value):
+    from sqlalchemy.dialects import sqlite
+
+    from socialcrm.core.store.bulk import BulkWriter
+    from socialcrm.core.store.schema import records
+    [(_, fast)] = BulkWriter(sqlite.dialect())._processors(records, ("id", "created_at"))
+    assert fast(value) == records.c.created_at.type._cached_bind_processor(sqlite.dialect())(value)

@@ -66,21 +66,25 @@ def author_key(record: Record) -> str:
 
 
 def group_incidents(tx: "Transaction", records: Sequence[Record], config: IncidentsConfig,
-                    brand: Brand) -> list[tuple[dict[str, Any], list[Record]]]:
+                    brand: Brand, signatures: "Signatures | None" = None) -> list[tuple[dict[str, Any], list[Record]]]:
     """Group this page's complaints with each other and with the stored groups, and link members of
     incidents (this page's records in place, earlier pages' in the store). Returns the groups that
     become incidents now, each with its members: once this page is routed, ``incident_record`` makes
-    their incident records, to be saved with the page before their members."""
+    their incident records, to be saved with the page before their members. ``signatures`` keeps the
+    groups' signatures from one page to the next (a pipeline holds one); only the groups that gained
+    members are written back."""
     complaints = sorted((r for r in records if r.type in COMPLAINT_TYPES and r.incident is None),
                         key=lambda r: r.created_at)
     if not config.enabled or not complaints:
         return []
     window = timedelta(seconds=config.window)
     groups = tx.incident_groups(complaints[0].created_at - window)
+    signatures = signatures if signatures is not None else Signatures()
+    signatures.keep_only(g["id"] for g in groups)
     skip = brand_words(brand)
     touched: dict[str, dict[str, Any]] = {}
     joined: dict[str, list[Record]] = {}
-    candidates = _Candidates(groups)
+    candidates = _Candidates(groups, signatures)
     for record in complaints:
         terms = key_terms(record.content, skip)
         if len(terms) < MIN_TERMS:
@@ -111,16 +115,45 @@ def group_incidents(tx: "Transaction", records: Sequence[Record], config: Incide
     return opened
 
 
+class Signatures:
+    """Each incident group's signature, kept between pages while the group is unchanged.
+
+    The store hands back the same group object, page after page, until someone changes it (this process
+    adding members, or another writer: then it is a new object), and a signature changes only with the
+    members: so it is recomputed only for a new object or a longer member list."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[dict[str, Any], int, frozenset[str]]] = {}
+
+    def of(self, group: dict[str, Any]) -> frozenset[str]:
+        """``signature(group)``, recomputed only when the group object or its member count changed."""
+        held = self._held.get(group["id"])
+        members = len(group["members"])
+        if held is not None and held[0] is group and held[1] == members:
+            return held[2]
+        core = signature(group)
+        self._held[group["id"]] = (group, members, core)
+        return core
+
+    def keep_only(self, group_ids: Iterable[str]) -> None:
+        """Forget the signatures of every group but these (the current page's window)."""
+        wanted = set(group_ids)
+        for gid in list(self._held):  # list(): a copy taken at once, should another thread ingest too
+            if gid not in wanted:
+                self._held.pop(gid, None)
+
+
 class _Candidates:
     """The open groups, indexed by the terms of their signatures: a complaint is compared only with the
     groups it shares a term with (a Jaccard similarity of at least ``SIMILARITY`` needs one), in the order
     the groups were found, so the choice is the one a scan of every group would make, without the scan."""
 
-    def __init__(self, groups: Iterable[dict[str, Any]]):
+    def __init__(self, groups: Iterable[dict[str, Any]], signatures: Signatures):
         self.order: dict[str, int] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.signatures: dict[str, frozenset[str]] = {}
         self.by_term: dict[str, set[str]] = {}
+        self.known = signatures
         for group in groups:
             self.add(group)
 
@@ -129,7 +162,7 @@ class _Candidates:
         gid = group["id"]
         self.order.setdefault(gid, len(self.order))
         self.groups[gid] = group
-        self.signatures[gid] = signature(group)
+        self.signatures[gid] = self.known.of(group)
         for term in self.signatures[gid]:
             self.by_term.setdefault(term, set()).add(gid)
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from socialcrm.core.store.conversations import ConversationState
 from socialcrm.core.store.corrections import Corrections
 from socialcrm.core.store.cursors import Cursors
+from socialcrm.core.store.incidents import GroupCache
 from socialcrm.core.store.database import Database, create_store_engine
 from socialcrm.core.store.migrating import (MigrationFailed, Revision, SchemaState, StoreBehind, Upgrade, history,
                                             ready, schema_state, upgrade_command, upgrade_store)
@@ -74,6 +75,7 @@ class Store:
         self.privacy = Privacy(self.db)
         self.sinks = SinkStates(self.db)
         self.quarantine = Quarantine(self.db)
+        self._incident_groups = GroupCache()  # decoded incident groups between pages (see store.incidents)
 
     @property
     def url(self) -> str:
@@ -94,11 +96,18 @@ class Store:
         """One page's unit of work (``with store.page() as tx``): what ``tx`` reads and writes is
         committed together when the block ends, or not at all when it raises. Raises
         ``WriteConflict`` when another writer stored some of the same rows first."""
+        tx = None
         try:
             with self.db.begin() as conn:
-                yield Transaction(self.db, conn)
-        except IntegrityError as exc:
-            raise WriteConflict(f"another writer stored some of this page's rows first: {exc.orig}") from exc
+                tx = Transaction(self.db, conn, self._incident_groups)
+                yield tx
+        except BaseException as exc:
+            if tx is not None:
+                tx.rolled_back()
+            if isinstance(exc, IntegrityError):
+                raise WriteConflict(f"another writer stored some of this page's rows first: {exc.orig}") from exc
+            raise
+        tx.committed()
 
     # listen and capture: where sources left off
     get_cursor = _delegate("cursors", Cursors.get_cursor)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from socialcrm.core.sdk.model import isoformat, utc
+from socialcrm.core.store.bulk import BulkWriter
 from socialcrm.core.store.rows import chunks, naive_utc
 from socialcrm.core.store.schema import conversations
 
@@ -66,26 +67,16 @@ def read_conversations(conn: Connection, keys: Iterable[str]) -> dict[str, Conve
     return found
 
 
-def write_conversations(conn: Connection, states: Iterable[ConversationState]) -> None:
-    """Insert the new states and update the stored ones; each is marked stored afterwards.
-
-    A page changes a handful of conversations, so SQLAlchemy's own statements serve (the bulk writer's
-    direct SQLite path converts times on insert only)."""
+def write_conversations(conn: Connection, states: Iterable[ConversationState], bulk: BulkWriter | None = None) -> None:
+    """Insert the new states and update the stored ones; each is marked stored afterwards."""
     states = list(states)
-    rows = [{"new_key": s.key, "new_first_record_id": s.first_record_id, "new_customer_key": s.customer_key,
-             "new_opened_at": naive_utc(s.opened_at),
-             "new_first_response_at": naive_utc(s.first_response_at) if s.first_response_at else None,
-             "new_last_customer_post_at": naive_utc(s.last_customer_post_at), "new_followups": s.followups,
-             "new_state": s.state} for s in states]
-    fresh = [{name: row[f"new_{name}"] for name in CONVERSATION_COLUMNS} for s, row in zip(states, rows)
-             if not s.stored]
-    if fresh:
-        conn.execute(insert(conversations), fresh)
-    stored = [row for s, row in zip(states, rows) if s.stored]
-    if stored:
-        # Parameters named apart from the columns they set: SQLAlchemy reserves the columns' own names.
-        conn.execute(update(conversations).where(conversations.c.key == bindparam("new_key"))
-                     .values({name: bindparam(f"new_{name}") for name in CONVERSATION_COLUMNS[1:]}), stored)
+    bulk = bulk or BulkWriter(conn.dialect)
+    rows = [(s.first_record_id, s.customer_key, naive_utc(s.opened_at),
+             naive_utc(s.first_response_at) if s.first_response_at else None, naive_utc(s.last_customer_post_at),
+             s.followups, s.state, s.key) for s in states]
+    bulk.insert(conn, conversations, (*CONVERSATION_COLUMNS[1:], "key"),
+                [row for s, row in zip(states, rows) if not s.stored])
+    bulk.update(conn, conversations, "key", CONVERSATION_COLUMNS[1:], [row for s, row in zip(states, rows) if s.stored])
     for state in states:
         state.stored = True
 

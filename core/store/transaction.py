@@ -34,11 +34,18 @@ class WriteConflict(Exception):
 class Transaction:
     """Reads and writes inside one open transaction."""
 
-    def __init__(self, db: Database, connection: Connection):
+    def __init__(self, db: Database, connection: Connection, groups: incident_groups.GroupCache | None = None):
         self.db = db
         self._connection = connection
         self._stored_prints: set[str] = set()
         self._stored_groups: set[str] = set()
+        # Incident groups: the process's cache (leased when first needed; a transaction of its own when
+        # another holds it), what this transaction handed out (the engine changes those in place) and
+        # what it wrote, cached once it commits.
+        self._shared_groups = groups
+        self._group_cache: incident_groups.GroupCache | None = None
+        self._handed_out: set[str] = set()
+        self._written_groups: dict[str, tuple[incident_groups.Version, dict[str, Any]]] = {}
 
     def known(self, mention_ids: Sequence[str], record_ids: Sequence[str]) -> tuple[set, set]:
         """Which of these mention ids and record ids the store already holds."""
@@ -89,7 +96,7 @@ class Transaction:
 
     def save_conversations(self, states: Iterable[ConversationState]) -> None:
         """Store conversation states as the engine changed them (new ones inserted, the rest updated)."""
-        write_conversations(self._connection, states)
+        write_conversations(self._connection, states, self.db.bulk)
 
     def routes_of(self, record_ids: Iterable[str]) -> dict[str, list[str]]:
         """The sinks each of these stored records was routed to."""
@@ -101,15 +108,44 @@ class Transaction:
         return found
 
     def incident_groups(self, since: datetime) -> list[dict[str, Any]]:
-        """The incident groups (forming or opened) whose last post is at or after ``since``."""
-        groups = incident_groups.groups_since(self._connection, since)
-        self._stored_groups.update(g["id"] for g in groups)
+        """The incident groups (forming or opened) whose last post is at or after ``since``. They may be
+        the very objects an earlier page of this process changed and saved (the store's cache holds them
+        at the version it wrote), so only what changed is read again."""
+        if self._group_cache is None:
+            shared = self._shared_groups
+            self._group_cache = shared if shared is not None and shared.lease() else incident_groups.GroupCache()
+        groups = incident_groups.groups_since(self._connection, since, self._group_cache)
+        ids = [g["id"] for g in groups]
+        self._stored_groups.update(ids)
+        self._handed_out.update(ids)
         return groups
 
     def save_incident_groups(self, groups: Sequence[dict[str, Any]], now: float | None = None) -> None:
-        """Write incident groups as ``incident_groups`` returns them (changed or new)."""
-        incident_groups.save_groups(self._connection, groups, self._stored_groups, now=now)
-        self._stored_groups.update(g["id"] for g in groups)
+        """Write incident groups as ``incident_groups`` returns them (changed or new): give only the
+        groups that changed, since each is written whole."""
+        versions = incident_groups.save_groups(self._connection, groups, self._stored_groups, now=now,
+                                               bulk=self.db.bulk)
+        self._stored_groups.update(versions)
+        self._handed_out.update(versions)
+        self._written_groups.update((g["id"], (versions[g["id"]], g)) for g in groups)
+
+    def committed(self) -> None:
+        """The transaction committed: the groups it wrote are what the store now holds."""
+        if self._group_cache is not None:
+            for group_id, (version, group) in self._written_groups.items():
+                self._group_cache.put(group_id, version, group)
+        self._end_lease()
+
+    def rolled_back(self) -> None:
+        """The transaction rolled back: the groups it handed out may have been changed in place."""
+        if self._group_cache is not None:
+            self._group_cache.drop(self._handed_out)
+        self._end_lease()
+
+    def _end_lease(self) -> None:
+        if self._group_cache is not None and self._group_cache is self._shared_groups:
+            self._group_cache.give_back()
+        self._group_cache = None
 
     def stored_records(self, record_ids: Sequence[str]) -> list[Record]:
         """The stored records of these ids, read inside this transaction."""
