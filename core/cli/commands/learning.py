@@ -71,6 +71,11 @@ def classified(row_id: str, record: Record) -> dict[str, Any]:
             "reasons": record.reasons}
 
 
+def repeats_of(mentions: list[Mention], seen: dict[str, tuple[int, list[str]]]) -> list[int]:
+    """How many near-identical posts by other accounts came before each mention (``seen`` spans the input)."""
+    return count_repeats([(fingerprint(m.text), m.author.id or m.author.handle or m.id) for m in mentions], seen)
+
+
 def _read(handle: IO[str]) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(handle, start=1):
         if line.strip():
@@ -151,6 +156,7 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
     unlabelled = 0
     rows: list[dict] = []
     records: list[Record] = []
+    seen: dict[str, tuple[int, list[str]]] = {}  # near-identical posts across the file, as classify counts them
     started = time.perf_counter()
     for batch in _batches(labelled, errors, {"lang": default_lang} if default_lang else None):
         kept = []
@@ -164,7 +170,8 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
                 errors.append(f"line {number}: {exc}")
                 continue
             kept.append((row, mention))
-        records.extend(learner.learn([m for _, m in kept]))
+        mentions = [m for _, m in kept]
+        records.extend(learner.learn(mentions, repeats_of(mentions, seen)))
         rows.extend(r for r, _ in kept)
     seconds = time.perf_counter() - started
     for problem in errors:
