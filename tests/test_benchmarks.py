@@ -24,6 +24,9 @@ def test_pipeline_benchmark():
 def test_classify_benchmark():
     figures = run("classify.py", "--texts", "300")
     assert figures["texts"] == 300 and figures["texts_per_s"] > 0 and figures["vader_per_s"] > 0
+    # issue #17's target names the whole learning step, measured beside bare VADER in the same run
+    assert figures["learning_step_per_s"] > 0 and figures["learning_step_target_per_s"] == 5000
+    assert figures["learning_step_target_met"] is (figures["learning_step_per_s"] >= 5000)
 
 
 def test_sinks_benchmark():
