@@ -309,6 +309,7 @@ def run(datasets_dir: Path, folds: int, quick: bool, cache_dir: Path, samples: P
 
 
 def main() -> None:
+    """The command line: run (or read a saved report), print the tables if asked, end with the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5, help="K of the K-fold cross-validation (default 5)")
     parser.add_argument("--quick", action="store_true", help="a fixed tenth of every dataset: a smoke test")

@@ -86,7 +86,7 @@ class FoldModels:
     folds: int
     quick: bool
     cache_dir: Path
-    trainer: Callable = None  # (datasets_dir, exclude=...) -> TextModel; default recipe.train_default
+    trainer: Callable | None = None  # (datasets_dir, exclude=...) -> TextModel; default recipe.train_default
     trained: int = 0
     cached: int = 0
     train_seconds: float = 0.0
