@@ -95,6 +95,9 @@ def test_learning_benchmark_cross_validates_every_dataset_from_cached_fold_model
     assert {"spam", "news", "query"} == set(report["types"]["samples"]["by_system"]["model"])
     assert report["spam_false_positives"]["cv"]["n"] == 36 * 5  # the tweets: every set but SemEval's forum posts
     assert len([t for t in report["targets"] if t["system"] == "cv"]) == 7
+    semeval = table["semeval2019_task9_suggestions"]
+    assert semeval["test_prior"] == 0.1044 and 0 <= semeval["cv_at_test_prior"] <= 1
+    assert [t["system"] for t in report["targets"] if t["dataset"] == semeval["dataset"]] == ["cv", "cv_at_test_prior"]
     assert all(t["met"] is (t["estimate"] >= 0.8) for t in report["targets"] if t["target"] == "question F1 >= 0.80")
     assert "| dataset | rows | metric | **default recipe, CV** |" in result.stdout
     assert "| de |" in result.stdout and "not there" in report["embeddings_note"]

@@ -1,7 +1,7 @@
 """The metrics in core/engine/evaluation.py: their definitions, and the labelled-row formats evaluate reads."""
 import pytest
 
-from socialcrm.core.engine.evaluation import f1_binary, labels_of, language_of, macro_recall, score, task_of
+from socialcrm.core.engine.evaluation import f1_at_prior, f1_binary, labels_of, language_of, macro_recall, score, task_of
 
 
 def test_macro_recall_averages_the_labels_that_have_gold_rows():
@@ -109,3 +109,12 @@ def test_a_lang_that_is_not_a_code_is_named():
     assert language_of({"lang": "pt-BR"}) == "pt" and language_of({}) is None
     with pytest.raises(ValueError, match="lang must be a language code"):
         language_of({"lang": ""})
+
+
+def test_f1_at_another_prior_keeps_recall_and_false_positive_rate():
+    confusion = [[80, 20], [10, 90]]  # tn fp / fn tp: recall 0.9, false-positive rate 0.2, half positive
+    assert f1_at_prior(confusion, 0.5) == pytest.approx(2 * 90 / (2 * 90 + 20 + 10))  # the rows' own mix
+    # one positive in ten: precision 0.09 / (0.09 + 0.18) = 1/3
+    assert f1_at_prior(confusion, 0.1) == pytest.approx(2 * (1 / 3) * 0.9 / (1 / 3 + 0.9))
+    with pytest.raises(ValueError, match="both classes need gold rows"):
+        f1_at_prior([[0, 0], [1, 1]], 0.1)

@@ -70,6 +70,21 @@ def precision_recall_f1(gold: Sequence, pred: Sequence, positive: Any = True) ->
     return precision, recall, f1
 
 
+def f1_at_prior(confusion: Sequence[Sequence[int]], prior: float) -> float:
+    """F1 of the positive class had the rows come with ``prior`` positives: the same recall and false-positive
+    rate (they do not depend on the mix), precision recomputed at the new mix.  ``confusion`` is
+    ``[[tn, fp], [fn, tp]]`` (rows gold, as :func:`score` gives it).  For a test split with another label mix
+    than the rows scored (SemEval-2019's test: about 10% suggestions against 26% in training)."""
+    (tn, fp), (fn, tp) = confusion
+    if not 0 < prior < 1 or not tp + fn or not tn + fp:
+        raise ValueError(f"prior must be in (0, 1) and both classes need gold rows (prior {prior}, "
+                         f"confusion {confusion})")
+    recall, false_positive_rate = tp / (tp + fn), fp / (tn + fp)
+    hits, false_alarms = recall * prior, false_positive_rate * (1 - prior)
+    precision = hits / (hits + false_alarms) if hits + false_alarms else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def f1_binary(gold: Sequence[bool], pred: Sequence[bool]) -> float:
     """F1 of the positive class of boolean labels (truthy values count as True)."""
     return precision_recall_f1([bool(g) for g in gold], [bool(p) for p in pred])[2]
