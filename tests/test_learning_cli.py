@@ -3,6 +3,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from socialcrm.core.cli.main import main
@@ -142,3 +143,64 @@ def test_feedback_is_stored_and_train_folds_it_into_a_customer_model(tmp_path, w
     assert (tmp_path / "model" / "textmodel.npz").exists()
     missing = runner.invoke(main, ["feedback", "x:404", "--type", "case", "--who", "ana", "--config", str(config)])
     assert missing.exit_code != 0 and "no record 'x:404'" in missing.output
+
+
+# rows in the shapes of the shared datasets (../shared/datasets/README.md), a few of each
+XLMT = [{"id": "xlmt-1", "text": "que dia maravilhoso, adorei o show", "sentiment": "positive", "lang": "pt"},
+        {"id": "xlmt-2", "text": "odeio esse trânsito, horrível", "sentiment": "negative", "lang": "pt"},
+        {"id": "xlmt-3", "text": "der Zug fährt um neun", "sentiment": "neutral", "lang": "de"},
+        {"id": "xlmt-4", "text": "so ein schrecklicher Tag", "sentiment": "negative", "lang": "de"}]
+TWEET_ACTS = [{"id": "ta-1", "text": "what time does the match start tonight?", "tweet_act": "question",
+               "question": True, "suggestion": False},
+              {"id": "ta-2", "text": "you should always back up your phone before an update", "tweet_act": "suggestion",
+               "question": False, "suggestion": True},
+              {"id": "ta-3", "text": "what a goal, unbelievable", "tweet_act": "expression", "question": False,
+               "suggestion": False}]
+AIRLINE = [{"id": "airline-1", "text": "@united flight delayed 3 hours and no one at the desk", "sentiment": "negative",
+            "negative_reason": "Late Flight", "airline": "United", "sentiment_confidence": 1.0}]
+COMPLAINTS = [{"id": "c-1", "text": "@Brightwave my bill is wrong again and nobody answers", "complaint": True,
+               "domain": "services"}]
+SEMEVAL = [{"id": "semeval19t9a-train-1", "text": "Please add an option to export my data", "suggestion": True}]
+
+
+def test_evaluate_scores_each_shared_datasets_shape_from_its_own_label_fields(tmp_path, monkeypatch):
+    from socialcrm.core.engine.learn import Learner
+    seen_langs = []
+    learn = Learner.learn
+
+    def spy(self, mentions, *args, **kwargs):
+        seen_langs.extend(m.lang for m in mentions)
+        return learn(self, mentions, *args, **kwargs)
+
+    monkeypatch.setattr(Learner, "learn", spy)
+    reports = {}
+    for name, rows in {"xlmt": XLMT, "tweet_acts": TWEET_ACTS, "airline": AIRLINE, "complaints": COMPLAINTS,
+                       "semeval": SEMEVAL}.items():
+        (tmp_path / f"{name}.jsonl").write_text(as_input(rows))
+        result = CliRunner().invoke(main, ["evaluate", str(tmp_path / f"{name}.jsonl"), "--lang", "en", "--json"])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(result.stdout)["tasks"]
+    # the mentions carry each row's own language; --lang only fills rows that have none
+    assert seen_langs[:4] == ["pt", "pt", "de", "de"] and set(seen_langs[4:]) == {"en"}
+    sentiment = reports["xlmt"]["sentiment"]
+    assert set(sentiment["per_language"]) == {"pt", "de"} and sentiment["per_language"]["pt"]["n"] == 2
+    mean = (sentiment["per_language"]["pt"]["macro_recall"] + sentiment["per_language"]["de"]["macro_recall"]) / 2
+    assert sentiment["metrics"]["language_mean_macro_recall"] == pytest.approx(mean, abs=1e-4)
+    assert set(reports["tweet_acts"]) == {"question", "advice"}  # its suggestion is not SemEval's
+    assert {"f1", "f1_lenient"} <= set(reports["tweet_acts"]["question"]["metrics"])
+    assert sum(map(sum, reports["tweet_acts"]["question"]["confusion"])) == 3
+    assert "loosely an rfe" in reports["tweet_acts"]["advice"]["note"]
+    assert set(reports["airline"]) == {"sentiment"} and "per_language" not in reports["airline"]["sentiment"]
+    assert set(reports["complaints"]) == {"complaint"} and set(reports["semeval"]) == {"suggestion"}
+
+
+def test_evaluate_names_the_line_and_field_of_each_bad_dataset_label(tmp_path):
+    rows = [TWEET_ACTS[0], {**TWEET_ACTS[1], "tweet_act": "advice"}, {**XLMT[0], "lang": ""},
+            {**TWEET_ACTS[2], "question": "no"}]
+    (tmp_path / "bad.jsonl").write_text(as_input(rows))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "bad.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 1 and json.loads(result.stdout)["skipped"] == 3
+    assert "error: line 2: tweet_act 'advice' is not one of statement" in result.stderr
+    assert "error: line 3: lang must be a language code" in result.stderr
+    assert "error: line 4: question must be true or false, not 'no'" in result.stderr

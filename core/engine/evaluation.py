@@ -7,12 +7,19 @@ The one home of the project's metrics (the text model's training and tests use t
 - complaints (``complaint`` true/false): precision, recall and F1 of the complaint class, where a
   complaint is a record typed ``case`` or ``rant``, and macro-F1;
 - suggestions (``suggestion`` true/false): the same for the suggestion class, a record typed ``rfe``;
+- questions (``question`` true/false, or ``tweet_act`` = ``question``, as in the shared ``tweet_acts``): the
+  same for information-seeking questions, a record typed ``query``; the lenient variant (``*_lenient``)
+  also counts a ``case`` (a help request phrased as a question is rightly a case);
+- advice (``suggestion`` of a row that carries a ``tweet_act``): tweet_acts' suggestion act is general
+  advice, only loosely a request for enhancement, so it is scored as ``rfe`` but reported as its own task,
+  ``advice``, never mixed into ``suggestion`` (the SemEval-2019 suggestion-mining figure);
 - record types (``label.type``, as in ``samples/mentions.jsonl``): accuracy, macro-F1, precision /
   recall / F1 per type, and the confusion matrix.
 
 A labelled row carries its labels at the top level (``sentiment``, ``complaint``, ``suggestion``) or
 in a ``label`` object (``{"type": ..., "sentiment": ...}``, the sample's format); every label a row
-carries is scored.
+carries is scored.  Rows with a ``lang`` field also get sentiment per language and the unweighted mean
+of the per-language macro-recalls (the XLM-T / UMSAB metric).
 """
 from __future__ import annotations
 
@@ -23,9 +30,14 @@ from typing import Any, Iterable, Sequence
 from socialcrm.core.sdk.model import RECORD_TYPES, SENTIMENTS, Record
 
 TASKS = ("sentiment", "complaint", "suggestion")  # what the text model is trained for
-SCORED_TASKS = TASKS + ("type",)  # what evaluate scores, in report order
+SCORED_TASKS = TASKS + ("question", "advice", "type")  # what evaluate scores, in report order
 COMPLAINT_TYPES = frozenset({"case", "rant"})
 SUGGESTION_TYPES = frozenset({"rfe"})
+QUESTION_TYPES = frozenset({"query"})
+QUESTION_LENIENT_TYPES = QUESTION_TYPES | {"case"}
+TWEET_ACTS = ("statement", "expression", "question", "suggestion", "request", "threat", "other")
+ADVICE_NOTE = ("tweet_acts' suggestion act is general advice, only loosely an rfe: scored as type rfe, "
+               "reported apart from the suggestion-mining figure")
 SENTIMENT_LABELS = tuple(SENTIMENTS[::-1])  # negative, neutral, positive
 
 
@@ -58,6 +70,21 @@ def precision_recall_f1(gold: Sequence, pred: Sequence, positive: Any = True) ->
     return precision, recall, f1
 
 
+def f1_at_prior(confusion: Sequence[Sequence[int]], prior: float) -> float:
+    """F1 of the positive class had the rows come with ``prior`` positives: the same recall and false-positive
+    rate (they do not depend on the mix), precision recomputed at the new mix.  ``confusion`` is
+    ``[[tn, fp], [fn, tp]]`` (rows gold, as :func:`score` gives it).  For a test split with another label mix
+    than the rows scored (SemEval-2019's test: about 10% suggestions against 26% in training)."""
+    (tn, fp), (fn, tp) = confusion
+    if not 0 < prior < 1 or not tp + fn or not tn + fp:
+        raise ValueError(f"prior must be in (0, 1) and both classes need gold rows (prior {prior}, "
+                         f"confusion {confusion})")
+    recall, false_positive_rate = tp / (tp + fn), fp / (tn + fp)
+    hits, false_alarms = recall * prior, false_positive_rate * (1 - prior)
+    precision = hits / (hits + false_alarms) if hits + false_alarms else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def f1_binary(gold: Sequence[bool], pred: Sequence[bool]) -> float:
     """F1 of the positive class of boolean labels (truthy values count as True)."""
     return precision_recall_f1([bool(g) for g in gold], [bool(p) for p in pred])[2]
@@ -68,9 +95,17 @@ def accuracy(gold: Sequence, pred: Sequence) -> float:
     return sum(g == p for g, p in zip(gold, pred)) / len(gold) if gold else 0.0
 
 
+def _boolean(task: str, value: Any) -> bool:
+    if value not in (True, False):  # 1 and 0 compare equal to True and False
+        raise ValueError(f"{task} must be true or false, not {value!r}")
+    return bool(value)
+
+
 def labels_of(row: dict[str, Any]) -> dict[str, Any]:
-    """The gold labels a row carries, by task: top-level ``sentiment`` / ``complaint`` / ``suggestion``,
-    and ``label.type`` / ``label.sentiment`` (a top-level sentiment wins over ``label.sentiment``).
+    """The gold labels a row carries, by task: top-level ``sentiment`` / ``complaint`` / ``suggestion`` /
+    ``question`` / ``tweet_act``, and ``label.type`` / ``label.sentiment`` (a top-level sentiment wins over
+    ``label.sentiment``).  A row with a ``tweet_act`` has its ``suggestion`` as ``advice`` (see the module
+    docstring) and, without a ``question`` field, its question from the act.
 
     Raises ValueError naming the field when a label is not one evaluate can score."""
     nested = row.get("label")
@@ -84,10 +119,26 @@ def labels_of(row: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"label.type {found['type']!r} is not one of {', '.join(RECORD_TYPES)}")
     for task in ("complaint", "suggestion"):
         if task in found:
-            if found[task] not in (True, False):  # 1 and 0 compare equal to True and False
-                raise ValueError(f"{task} must be true or false, not {found[task]!r}")
-            found[task] = bool(found[task])
+            found[task] = _boolean(task, found[task])
+    if row.get("question") is not None:
+        found["question"] = _boolean("question", row["question"])
+    act = row.get("tweet_act")
+    if act is not None:
+        if act not in TWEET_ACTS:
+            raise ValueError(f"tweet_act {act!r} is not one of {', '.join(TWEET_ACTS)}")
+        found.setdefault("question", act == "question")
+        found["advice"] = found.pop("suggestion", act == "suggestion")
     return found
+
+
+def language_of(row: dict[str, Any]) -> str | None:
+    """The row's ``lang`` field (None without one); ValueError when it is not a language code."""
+    lang = row.get("lang")
+    if lang is None:
+        return None
+    if not isinstance(lang, str) or not lang.strip():
+        raise ValueError(f"lang must be a language code such as \"en\" or \"pt\", not {lang!r}")
+    return lang.split("-")[0].lower()
 
 
 def task_of(row: dict[str, Any]) -> str:
@@ -96,15 +147,16 @@ def task_of(row: dict[str, Any]) -> str:
     for task in SCORED_TASKS:
         if task in found:
             return task
-    raise ValueError("no label field: a labelled row needs one of sentiment, complaint, suggestion, "
-                     "or a label object with type or sentiment")
+    raise ValueError("no label field: a labelled row needs one of sentiment, complaint, suggestion, question, "
+                     "tweet_act, or a label object with type or sentiment")
 
 
 def predicted(task: str, record: Record) -> str | bool:
-    """What a record says for a task: a sentiment label, a type, or whether it is a complaint/suggestion."""
+    """What a record says for a task: a sentiment label, a type (``type``, and ``question``, which is scored
+    strictly and leniently from the type), or whether it is a complaint / suggestion / advice."""
     if task == "sentiment":
         return record.sentiment.label
-    if task == "type":
+    if task in ("type", "question"):
         return record.type
     if task == "complaint":
         return record.type in COMPLAINT_TYPES
@@ -121,13 +173,16 @@ class Scores:
     labels: list[str]
     confusion: list[list[int]] = field(default_factory=list)  # rows gold, columns predicted
     per_label: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> precision, recall, f1, support
+    per_language: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> macro_recall, macro_f1, n
+    note: str = ""  # how to read the task, where its labels are not what the name suggests
 
     def as_dict(self) -> dict[str, Any]:
         """The scores as JSON-ready data."""
         out = {"task": self.task, "n": self.n, "metrics": self.metrics, "labels": self.labels,
                "confusion": self.confusion}
-        if self.per_label:
-            out["per_label"] = self.per_label
+        for key in ("per_label", "per_language", "note"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         return out
 
 
@@ -140,23 +195,62 @@ def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in metrics.items()}
 
 
-def score(task: str, gold: Sequence, pred: Sequence) -> Scores:
-    """The task's metrics for ``gold`` against ``pred``."""
-    if task == "sentiment":
-        labels = list(SENTIMENT_LABELS)
-        recalls = per_label_recall(gold, pred, labels)
-        metrics = {"macro_recall": macro_recall(gold, pred, labels), "accuracy": accuracy(gold, pred),
-                   **{f"recall_{k}": v for k, v in recalls.items() if v is not None}}
-        return Scores(task, len(gold), _rounded(metrics), labels, _confusion(gold, pred, labels))
-    if task == "type":
-        return _score_types(gold, pred)
+def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] = SENTIMENT_LABELS) -> float:
+    """Mean F1 over the ``labels`` that have gold rows (what XLM-T publishes beside macro-recall)."""
+    present = [label for label in labels if label in set(gold)]
+    return sum(precision_recall_f1(gold, pred, label)[2] for label in present) / len(present) if present else 0.0
+
+
+def _sentiment(gold: Sequence[str], pred: Sequence[str], langs: Sequence[str | None] | None) -> Scores:
+    labels = list(SENTIMENT_LABELS)
+    recalls = per_label_recall(gold, pred, labels)
+    metrics = {"macro_recall": macro_recall(gold, pred, labels), "macro_f1": macro_f1(gold, pred, labels),
+               "accuracy": accuracy(gold, pred), **{f"recall_{k}": v for k, v in recalls.items() if v is not None}}
+    per_language: dict[str, dict[str, float]] = {}
+    if langs is not None and any(lang is not None for lang in langs):
+        by_lang: dict[str, tuple[list, list]] = {}
+        for g, p, lang in zip(gold, pred, langs):
+            pair = by_lang.setdefault(lang or "und", ([], []))
+            pair[0].append(g)
+            pair[1].append(p)
+        for lang in sorted(by_lang):
+            g, p = by_lang[lang]
+            per_language[lang] = {**_rounded({"macro_recall": macro_recall(g, p, labels),
+                                              "macro_f1": macro_f1(g, p, labels)}), "n": len(g)}
+        # unweighted over languages: each language counts once, whatever its row count
+        figures = [macro_recall(*by_lang[lang], labels) for lang in by_lang]
+        metrics["language_mean_macro_recall"] = sum(figures) / len(figures)
+        metrics["language_min_macro_recall"] = min(figures)
+    return Scores("sentiment", len(gold), _rounded(metrics), labels, _confusion(gold, pred, labels),
+                  per_language=per_language)
+
+
+def _binary(task: str, gold: Sequence, pred: Sequence) -> dict[str, float]:
     precision, recall, f1 = precision_recall_f1(gold, pred, True)
     _, _, f1_negative = precision_recall_f1(gold, pred, False)
-    metrics = {"precision": precision, "recall": recall, "f1": f1, "macro_f1": (f1 + f1_negative) / 2,
-               "accuracy": accuracy(gold, pred)}
+    return {"precision": precision, "recall": recall, "f1": f1, "macro_f1": (f1 + f1_negative) / 2,
+            "accuracy": accuracy(gold, pred)}
+
+
+def score(task: str, gold: Sequence, pred: Sequence, langs: Sequence[str | None] | None = None) -> Scores:
+    """The task's metrics for ``gold`` against ``pred`` (``question``: ``pred`` holds record types;
+    ``langs``: each sentiment row's language, for the per-language figures)."""
+    if task == "sentiment":
+        return _sentiment(gold, pred, langs)
+    if task == "type":
+        return _score_types(gold, pred)
+    gold = [bool(g) for g in gold]
+    if task == "question":
+        strict = [p in QUESTION_TYPES for p in pred]
+        lenient = _binary(task, gold, [p in QUESTION_LENIENT_TYPES for p in pred])
+        metrics = {**_binary(task, gold, strict), **{f"{k}_lenient": lenient[k] for k in ("precision", "recall", "f1")}}
+        pred = strict
+    else:
+        metrics = _binary(task, gold, [bool(p) for p in pred])
     labels = [f"not {task}", task]
     return Scores(task, len(gold), _rounded(metrics), labels,
-                  _confusion([bool(g) for g in gold], [bool(p) for p in pred], [False, True]))
+                  _confusion(gold, [bool(p) for p in pred], [False, True]),
+                  note=ADVICE_NOTE if task == "advice" else "")
 
 
 def _score_types(gold: Sequence[str], pred: Sequence[str]) -> Scores:
@@ -180,8 +274,12 @@ def evaluate(rows: Iterable[dict[str, Any]], records: Iterable[Record]) -> list[
     """Metrics per task labelled in ``rows``; ``records[i]`` was learned from ``rows[i]``."""
     gold: dict[str, list] = {}
     pred: dict[str, list] = {}
+    langs: list[str | None] = []
     for row, record in zip(rows, records):
         for task, label in labels_of(row).items():
             gold.setdefault(task, []).append(label)
             pred.setdefault(task, []).append(predicted(task, record))
-    return [score(task, gold[task], pred[task]) for task in SCORED_TASKS if task in gold]
+            if task == "sentiment":
+                langs.append(language_of(row))
+    return [score(task, gold[task], pred[task], langs if task == "sentiment" else None)
+            for task in SCORED_TASKS if task in gold]

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 
 from socialcrm.core.engine.capture import count_repeats, fingerprint
 from socialcrm.core.engine.config import Config
-from socialcrm.core.engine.evaluation import TASKS, Scores, evaluate as evaluate_rows, labels_of
+from socialcrm.core.engine.evaluation import TASKS, Scores, evaluate as evaluate_rows, labels_of, language_of
 from socialcrm.core.engine.learn import Learner
 from socialcrm.core.engine.routing import route
 from socialcrm.core.sdk.model import Mention, Record, describe_validation_error, mention_from_json
@@ -71,18 +71,26 @@ def classified(row_id: str, record: Record) -> dict[str, Any]:
             "reasons": record.reasons}
 
 
+def repeats_of(mentions: list[Mention], seen: dict[str, tuple[int, list[str]]]) -> list[int]:
+    """How many near-identical posts by other accounts came before each mention (``seen`` spans the input)."""
+    return count_repeats([(fingerprint(m.text), m.author.id or m.author.handle or m.id) for m in mentions], seen)
+
+
 def _read(handle: IO[str]) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(handle, start=1):
         if line.strip():
             yield number, line
 
 
-def _batches(handle: IO[str], errors: list[str]) -> Iterator[list[tuple[int, dict, Mention]]]:
+def _batches(handle: IO[str], errors: list[str],
+             defaults: dict[str, Any] | None = None) -> Iterator[list[tuple[int, dict, Mention]]]:
+    """Pages of (line number, row, mention); ``defaults`` fill the mention's missing fields, not the row's."""
     batch: list[tuple[int, dict, Mention]] = []
     for number, line in _read(handle):
         try:
             row = json.loads(line)
-            batch.append((number, row, mention_from_row(row)))
+            filled = {**defaults, **row} if defaults and isinstance(row, dict) else row
+            batch.append((number, row, mention_from_row(filled)))
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: not JSON ({exc.msg} at column {exc.colno})")
         except ValidationError as exc:
@@ -131,21 +139,30 @@ def classify(ctx, input_file: IO[str], output_file: IO[str], config_path: str | 
 @click.argument("labelled", type=click.File("r", encoding="utf-8"))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True))
 @click.option("--model", help="'default', 'none' or a model path.")
+@click.option("--lang", "default_lang", help="Language of rows without a lang field, as a source would tag them "
+              "(e.g. en for the English shared datasets; default: detect it from the text).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with every metric.")
 @click.pass_obj
-def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None, as_json: bool) -> None:
-    """Score the learning step on labelled JSON Lines: {"id", "text"} with sentiment, complaint or suggestion,
-    or a label object with type and/or sentiment (as in samples/mentions.jsonl)."""
+def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None, default_lang: str | None,
+             as_json: bool) -> None:
+    """Score the learning step on labelled JSON Lines, e.g. any file of the shared datasets as it is.
+
+    Each row is {"id", "text"} with any of: sentiment (macro-recall; with lang also per language and their
+    mean), complaint (F1, typed case or rant), suggestion (F1, typed rfe), question or tweet_act (question F1,
+    typed query; lenient: query or case; a tweet_acts suggestion is reported apart as advice), or a label
+    object with type and/or sentiment (as in samples/mentions.jsonl)."""
     learner, _ = _learner(ctx, config_path, model)
     errors: list[str] = []
     unlabelled = 0
     rows: list[dict] = []
     records: list[Record] = []
+    seen: dict[str, tuple[int, list[str]]] = {}  # near-identical posts across the file, as classify counts them
     started = time.perf_counter()
-    for batch in _batches(labelled, errors):
+    for batch in _batches(labelled, errors, {"lang": default_lang} if default_lang else None):
         kept = []
         for number, row, mention in batch:
             try:
+                language_of(row)
                 if not labels_of(row):
                     unlabelled += 1
                     continue
@@ -153,7 +170,8 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
                 errors.append(f"line {number}: {exc}")
                 continue
             kept.append((row, mention))
-        records.extend(learner.learn([m for _, m in kept]))
+        mentions = [m for _, m in kept]
+        records.extend(learner.learn(mentions, repeats_of(mentions, seen)))
         rows.extend(r for r, _ in kept)
     seconds = time.perf_counter() - started
     for problem in errors:
@@ -161,7 +179,8 @@ def evaluate(ctx, labelled: IO[str], config_path: str | None, model: str | None,
     if not rows:
         raise click.ClickException(
             f"{labelled.name}: no row has a label to score ({unlabelled + len(errors)} rows read); give each row "
-            f"sentiment, complaint or suggestion, or a label object with type or sentiment (README: labelled data)")
+            f"sentiment, complaint, suggestion, question or tweet_act, or a label object with type or sentiment "
+            f"(README: labelled data)")
     if unlabelled:
         click.echo(f"note: {unlabelled} rows carry no label and were not scored", err=True)
     results = evaluate_rows(rows, records)
@@ -180,7 +199,14 @@ def _print_scores(results: list[Scores]) -> None:
     console = Console()
     for result in results:
         console.print(f"[bold]{result.task}[/] on {result.n:,} rows: " +
-                      ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+                      ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()), highlight=False)
+        if result.note:
+            console.print(f"  ({result.note})", highlight=False)
+        if result.per_language:
+            languages = Table("language", "rows", "macro_recall", "macro_f1", title_justify="left")
+            for lang, m in result.per_language.items():
+                languages.add_row(lang, str(m["n"]), f"{m['macro_recall']:.4f}", f"{m['macro_f1']:.4f}")
+            console.print(languages)
         if result.per_label:
             per_label = Table(result.task, "precision", "recall", "f1", "support", title_justify="left")
             for label, m in result.per_label.items():
