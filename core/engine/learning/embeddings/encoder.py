@@ -134,6 +134,8 @@ class Encoder:
             self._load_locked()
 
     def _load_locked(self) -> None:
+        if self.cache_dir and self._cache is None:
+            self._cache = DiskCache(self.cache_dir)
         if self._fn is not None:
             return
         missing = missing_modules(self.name)
@@ -145,8 +147,6 @@ class Encoder:
         except Exception as e:  # a broken or partial install: say which and how to repair it
             raise EmbeddingsUnavailable(f"the sentence encoder {self.name} does not load ({e!r}); reinstall: "
                                         f"{ENCODERS[self.name][3]}") from e
-        if self.cache_dir:
-            self._cache = DiskCache(self.cache_dir)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One float32 row of length ``self.dim`` per text (unit length)."""

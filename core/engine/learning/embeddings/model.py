@@ -185,7 +185,7 @@ class EmbeddingTextModel:
             if meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"{path}: unsupported embedding heads format {meta.get('format_version')!r}")
             weights = {h: (z[f"W_{h}"], z[f"b_{h}"]) for h in meta["heads"]}
-        if meta["encoder"] not in ENCODERS:
+        if encoder is None and meta["encoder"] not in ENCODERS:
             raise ValueError(f"{path}: unknown sentence encoder {meta['encoder']!r}; known: {', '.join(ENCODERS)}")
         expected = base_feature_names(base)
         if meta["base_features"] != expected[: len(meta["base_features"])]:
@@ -196,5 +196,8 @@ class EmbeddingTextModel:
                         "combine, but retrain the heads for the accuracy the model card reports",
                         path, meta.get("base_fingerprint"), fingerprint(base))
         encoder = encoder or Encoder.shared(meta["encoder"])
+        if encoder.name != meta["encoder"] or encoder.dim != meta["dim"]:
+            raise ValueError(f"{path}: the heads read {meta['encoder']} embeddings ({meta['dim']} floats), "
+                             f"not {encoder.name}'s ({encoder.dim})")
         return cls(base, encoder, weights, thresholds=meta["thresholds"], languages=meta.get("languages", ()),
                    meta=meta.get("info", {}), base_question="base_question" in meta["base_features"])
