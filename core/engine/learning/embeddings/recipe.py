@@ -32,3 +32,27 @@ def train_default(datasets_dir, base: TextModel, exclude: Exclude | None = None,
 
     ``exclude(dataset_folder, row)`` leaves rows out, for cross-validation of the whole recipe."""
     return train(load_rows(datasets_dir, exclude), base, encoder)
+
+
+def main(argv=None) -> None:
+    """``python -m socialcrm.core.engine.learning.embeddings.recipe DATASETS [--cache DIR]``: rebuild the
+    committed heads on the bundled text model (run it again whenever the bundled text model changes)."""
+    import argparse
+    import logging
+
+    from socialcrm.core.engine.learning.embeddings.model import DEFAULT_HEADS_PATH
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("datasets", type=Path, help="the shared datasets folder (../shared/datasets)")
+    parser.add_argument("--cache", type=Path, help="folder keeping the texts' embeddings across runs")
+    parser.add_argument("--out", type=Path, default=DEFAULT_HEADS_PATH)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = train_default(args.datasets, TextModel.default(), encoder=Encoder(cache_dir=args.cache))
+    model.save(args.out)
+    logging.info("saved %s: thresholds complaint %.2f suggestion %.2f question %.2f; rows %s", args.out,
+                 model.complaint_threshold, model.suggestion_threshold, model.question_threshold, model.meta["rows"])
+
+
+if __name__ == "__main__":
+    main()
