@@ -29,6 +29,13 @@ DEFAULT_OPTIONS = dict(
     base_scale=1.0,
     # weight of a distant complaint row from the airline file relative to a main complaint row
     complaint_aux_weight=0.3,
+    # each sentiment source's rows weigh this much (class-balanced within the source, mean 1 per row)
+    weight_tweeteval=1.0,
+    weight_airline=2.0,
+    weight_multilingual=6.0,
+    # binary heads left to the base model: suggestion, because on cross-validation folds 0 and 1 and on
+    # SemEval's validation file the stacked suggestion head scored below the text model's own
+    skip_heads=("suggestion",),
     folds=5,
     seed=13,
 )
@@ -84,6 +91,7 @@ class _Features:
             scores.extend(base.score(unique[k:k + 2000], None, evidence=False))
         B = base_features(scores, has_question_head(base)) * base_scale
         self.X = np.hstack([E, B]).astype(np.float64)
+        self.n_rows = len(unique)
         log.info("embedded %d texts in %.1f s, base scores in %.1f s", len(unique), t1 - t0, time.perf_counter() - t1)
 
     def of(self, rows: Sequence[dict]) -> np.ndarray:
@@ -103,11 +111,11 @@ def train(data: dict[str, list[dict]], base: TextModel, encoder: Encoder | None 
     seed, folds = int(opts["seed"]), int(opts["folds"])
 
     sent_rows, sent_w = [], []
-    for key, _source in SENTIMENT_SOURCES:
+    for key, source in SENTIMENT_SOURCES:
         rows = [r for r in data.get(key, ()) if r.get("sentiment") in SENTIMENT_LABELS]
         if rows:
             sent_rows.extend(rows)
-            sent_w.append(balanced_weights(np.array([r["sentiment"] for r in rows])))
+            sent_w.append(float(opts[f"weight_{source}"]) * balanced_weights(np.array([r["sentiment"] for r in rows])))
     if len({r["sentiment"] for r in sent_rows}) < 3:
         raise ValueError("the embedding heads need sentiment rows of all three labels (sentiment_train)")
     binary_rows = {
@@ -127,7 +135,7 @@ def train(data: dict[str, list[dict]], base: TextModel, encoder: Encoder | None 
         rows_info["sentiment"] = len(sent_rows)
         for head, rows in binary_rows.items():
             y = np.array([bool(r[head]) for r in rows], dtype=int)
-            if len(set(y.tolist())) < 2:
+            if head in opts["skip_heads"] or len(set(y.tolist())) < 2:
                 continue  # no rows for this head: the base model's score and threshold stand
             X, w = feats.of(rows), balanced_weights(y)
             if head == "complaint" and aux_rows:
