@@ -153,6 +153,8 @@ class LearningConfig:
     high_reach: int = 10_000
     #: "default" (the bundled text model; also when unset), "none", or a path to a customer's model.
     model: str | None = None
+    #: Stack the ``embeddings`` extra's sentence-embedding heads on the text model (``pip install 'socialcrm[embeddings]'``).
+    embeddings: bool = False
     #: ISO 639-1 codes the brand hears: language detection only chooses among these when set.
     languages: tuple[str, ...] | None = None
 
@@ -324,6 +326,7 @@ class LearningSchema(_Block):
     high_influence = fields.Integer(validate=validate.Range(min=0, max=100))
     high_reach = fields.Integer(validate=validate.Range(min=1))
     model = fields.String(allow_none=True)
+    embeddings = fields.Boolean()
     languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), allow_none=True)
 
     def _finish(self, data: dict[str, Any]) -> dict[str, Any]:

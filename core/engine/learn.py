@@ -22,20 +22,38 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def load_model(setting: str | None, base_dir: Path | str = ".") -> "TextModel | None":
+def load_model(setting: str | None, base_dir: Path | str = ".", embeddings: bool = False) -> "TextModel | None":
     """The text model a ``[learning] model`` setting names: ``default`` (the bundled model, also when
-    unset), ``none`` (content library and lexicon only), or a path to a model a customer trained."""
+    unset), ``none`` (content library and lexicon only), or a path to a model a customer trained.
+
+    ``embeddings`` (``[learning] embeddings = true``) stacks the embeddings extra's committed heads on it."""
     if setting and setting.lower() == "none":
+        if embeddings:
+            raise ConfigError("[learning] embeddings = true stacks on the text model, and [learning] model = \"none\" "
+                              "switches it off: set model = \"default\" (or a path), or embeddings = false")
         return None
     from socialcrm.core.engine.learning.textmodel import TextModel
     if not setting or setting.lower() == "default":
-        return TextModel.default()
-    path = Path(base_dir) / setting
+        model = TextModel.default()
+    else:
+        path = Path(base_dir) / setting
+        try:
+            model = TextModel.load(path)
+        except FileNotFoundError:
+            raise ConfigError(f"[learning] model: no model at {path} (train one with `socialcrm train`, "
+                              f"or write model = \"default\")") from None
+    return with_embeddings(model) if embeddings else model
+
+
+def with_embeddings(base: "TextModel"):
+    """``base`` with the embeddings extra's committed heads stacked on it; a ConfigError naming the pip line
+    when the extra is not installed."""
+    from socialcrm.core.engine.learning import embeddings
+
     try:
-        return TextModel.load(path)
-    except FileNotFoundError:
-        raise ConfigError(f"[learning] model: no model at {path} (train one with `socialcrm train`, "
-                          f"or write model = \"default\")") from None
+        return embeddings.load_default(base)
+    except embeddings.EmbeddingsUnavailable as e:
+        raise ConfigError(f"[learning] embeddings = true: {e} (or set embeddings = false)") from None
 
 
 class Learner:
@@ -45,7 +63,7 @@ class Learner:
         self.config = config
         self.plugins = plugins
         if model == "config":
-            model = load_model(config.learning.model, config.base_dir)
+            model = load_model(config.learning.model, config.base_dir, config.learning.embeddings)
         self.classifier = Classifier(config.brand, config.learning.terms, config.learning.default_terms,
                                      config.learning.high_influence, config.learning.languages, model=model,
                                      high_reach=config.learning.high_reach)
