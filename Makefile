@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
 #   make demo   - create .venv, install socialcrm, run the whole workflow offline on the sample data
-#   make test   - create or reuse .venv, install with the test and training extras, run the full test suite
+#   make test   - create or reuse .venv, install with the test, training and embeddings extras, run the full test suite
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,train]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,train,embeddings]'
 	touch $(STAMP)
 
 demo: $(STAMP)
