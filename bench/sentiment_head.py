@@ -11,7 +11,9 @@ in ``--cache``.
 
 Needs the ``train`` extra and the shared datasets (``../shared/datasets`` or ``$SOCIALCRM_SHARED/datasets``).
 
-    python bench/sentiment_head.py [--folds 3] [--config power=0.5,C=1,char=0.5 ...] [--json]
+    python bench/sentiment_head.py [--folds 3] [--config power=0.5,C=1,char=0.5 ...] [--rows N] [--json]
+
+``--rows N`` keeps only the first N rows of every file (a quick check that the benchmark runs, not a figure).
 """
 from __future__ import annotations
 
@@ -27,7 +29,13 @@ import numpy as np
 
 from socialcrm.core.engine.evaluation import macro_recall
 from socialcrm.core.engine.learning.textmodel import recipe, threads, training
-from socialcrm.core.engine.learning.textmodel.features import SENTIMENT_LABELS, Analysed, FeatureSpace, char_wb_analyser
+from socialcrm.core.engine.learning.textmodel.features import (
+    DENSE_NAMES,
+    SENTIMENT_LABELS,
+    Analysed,
+    FeatureSpace,
+    char_wb_analyser,
+)
 
 SHARED = Path(os.environ.get("SOCIALCRM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -43,13 +51,14 @@ def parse_config(text: str) -> dict:
     return out
 
 
-def load(cache: Path):
-    """(X, y, groups, space) of the sentiment training rows, cached as .npz files in ``cache``."""
+def load(cache: Path, limit: int | None = None):
+    """(X, y, groups, block offsets) of the sentiment training rows, cached as .npz files in ``cache``."""
     import scipy.sparse as sp
 
-    data = recipe.load_datasets(SHARED / "datasets")
+    data = {name: part[:limit] for name, part in recipe.load_datasets(SHARED / "datasets").items()}
     rows, groups = recipe.sentiment_groups(data)
-    key = hashlib.sha256("|".join(r["id"] for r in rows).encode()).hexdigest()[:12]
+    # the rows and the feature layout name the cache
+    key = hashlib.sha256("|".join([*DENSE_NAMES, *(r["id"] for r in rows)]).encode()).hexdigest()[:12]
     xf, meta = cache / f"sent-X-{key}.npz", cache / f"sent-meta-{key}.npz"
     y = np.array([SENTIMENT_LABELS.index(r["sentiment"]) for r in rows])
     if xf.exists():
@@ -72,6 +81,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--config", action="append", help="power=P,C=C,char=S (repeatable)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/socialcrm-cv-cache"))
+    parser.add_argument("--rows", type=int, help="only the first ROWS rows of each file (a smoke test)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not (SHARED / "datasets").is_dir():
@@ -79,7 +89,7 @@ def main() -> None:
     configs = [parse_config(c) for c in (args.config or ["power=1", "power=0.5"])]
     results = []
     with threads.one_blas_thread():
-        X, y, groups, (bo, co, do) = load(args.cache)
+        X, y, groups, (bo, co, do) = load(args.cache, args.rows)
         fold = np.array([int(hashlib.sha256(f"cv|{i}".encode()).hexdigest(), 16) % args.folds for i in range(len(y))])
         for cfg in configs:
             start = time.time()

@@ -178,3 +178,16 @@ def test_train_default_never_trains_on_held_back_rows_and_excludes_from_every_ro
         rows = recipe.read_jsonl(shared_datasets / folder / "train.jsonl")
         dropped = {r["id"] for r in rows if exclude(folder, r)}
         assert dropped and not dropped & kept_ids, folder
+
+
+def test_labelled_files_may_carry_question_labels(tmp_path):
+    from socialcrm.core.services.training import TrainingDataError, read_labelled
+
+    good = tmp_path / "rows.jsonl"
+    good.write_text('{"text": "when do you open?", "question": true}\n{"text": "we open at 9", "question": false}\n',
+                    encoding="utf-8")
+    assert [r["question"] for r in read_labelled(good)] == [True, False]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no label"}\n', encoding="utf-8")
+    with pytest.raises(TrainingDataError, match="bad.jsonl line 1: .*question"):
+        read_labelled(bad)
