@@ -151,11 +151,19 @@ def tokenise(text: str) -> tuple[list[str], list[float]]:
     n = max(len(out), 1)
     # the sentence's shape, not its words: where the '?' is, and what opens it (mentions, links, hashtags
     # and "RT" aside)
-    content = [t for i, t in enumerate(out) if t not in _NOT_CONTENT and t[0] != "#"
-               and not (t == "user" and i and out[i - 1] == "@")]
-    ends_q = 1.0 if content and "?" in content[-1] else 0.0
-    first = next((t for t in content if t[0].isalnum()), "")
-    opens_q = 1.0 if first in _QUESTION_OPENERS else 0.0
+    ends_q = opens_q = 0.0
+    if n_quest:  # scanned from the end, stopping at the first content token
+        for i in range(len(out) - 1, -1, -1):
+            t = out[i]
+            if t in _NOT_CONTENT or t[0] == "#" or (t == "user" and i and out[i - 1] == "@"):
+                continue
+            ends_q = 1.0 if "?" in t else 0.0
+            break
+    for i, t in enumerate(out):  # the first word, mentions, links, hashtags and "RT" aside
+        if t in _NOT_CONTENT or t[0] == "#" or (t == "user" and i and out[i - 1] == "@") or not t[0].isalnum():
+            continue
+        opens_q = 1.0 if t in _QUESTION_OPENERS else 0.0
+        break
     cues = [
         min(n_excl, 3) / 3.0,
         min(n_quest, 3) / 3.0,
