@@ -37,8 +37,10 @@ def rows() -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def trained(rows) -> TextModel:
     # the sample is small: keep every n-gram seen once, and no pruning, so the test sees the heads learn
+    # the sample's own suggestion share as the prior: the test asks each head to fit the rows it has
     return train(rows["sentiment"], rows["complaint"], rows["suggestion"], question_rows=rows["question"],
-                 min_df_uni=1, min_df_bi=1, min_df_char=1, prune_uni=0, prune_bi=0, prune_char=0)
+                 min_df_uni=1, min_df_bi=1, min_df_char=1, prune_uni=0, prune_bi=0, prune_char=0,
+                 prior_suggestion=None)
 
 
 def test_each_head_learns_its_rows(trained, rows):
@@ -58,9 +60,10 @@ def test_each_head_learns_its_rows(trained, rows):
     # each threshold says which deployment prior it assumed (None in the options: the rows' own share)
     oof = trained.meta["thresholds_oof"]
     assert set(oof) == {"complaint", "suggestion", "question"}
-    assert oof["suggestion"]["prior"] == trained.meta["options"]["prior_suggestion"] == 0.10
-    share = sum(r["question"] for r in rows["question"]) / len(rows["question"])
-    assert oof["question"]["prior"] == pytest.approx(share, abs=1e-4)
+    assert trained.meta["options"]["prior_suggestion"] is None
+    for head in ("suggestion", "question"):
+        share = sum(r[head] for r in rows[head]) / len(rows[head])
+        assert oof[head]["prior"] == pytest.approx(share, abs=1e-4)
 
 
 def test_without_question_rows_the_question_head_never_fires(rows):
@@ -103,7 +106,8 @@ def test_group_balanced_weights_balance_classes_within_groups_and_weigh_groups_b
 
 def test_training_is_deterministic_and_saves_what_it_scores(trained, rows, tmp_path):
     again = train(rows["sentiment"], rows["complaint"], rows["suggestion"], question_rows=rows["question"],
-                  min_df_uni=1, min_df_bi=1, min_df_char=1, prune_uni=0, prune_bi=0, prune_char=0)
+                  min_df_uni=1, min_df_bi=1, min_df_char=1, prune_uni=0, prune_bi=0, prune_char=0,
+                  prior_suggestion=None)
     trained.save(tmp_path / "a.npz")
     again.save(tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
@@ -191,3 +195,19 @@ def test_labelled_files_may_carry_question_labels(tmp_path):
     bad.write_text('{"text": "no label"}\n', encoding="utf-8")
     with pytest.raises(TrainingDataError, match="bad.jsonl line 1: .*question"):
         read_labelled(bad)
+
+
+def test_binary_heads_stack_on_a_sentiment_fit_without_the_left_out_groups(rows):
+    """With sentiment groups, the binary heads stack on a sentiment fit without ``stack_without_groups``
+    (the airline rows, which are also the complaint head's distant rows): leaving a group out changes the
+    complaint head, never the sentiment head."""
+    options = dict(min_df_uni=1, min_df_bi=1, min_df_char=1, prune_uni=0, prune_bi=0, prune_char=0)
+    groups = ["airline" if i % 2 else "tweeteval" for i in range(len(rows["sentiment"]))]
+    left_out = train(rows["sentiment"], rows["complaint"], rows["suggestion"], sentiment_groups=groups, **options)
+    kept = train(rows["sentiment"], rows["complaint"], rows["suggestion"], sentiment_groups=groups,
+                 stack_without_groups=(), **options)
+    assert left_out.meta["options"]["stack_without_groups"] == ["airline"]
+    probe = ["my order never arrived and nobody answers", "thanks for the quick fix!"]
+    for a, b in zip(left_out.score(probe), kept.score(probe)):
+        assert a.sentiment == pytest.approx(b.sentiment, abs=1e-9)
+    assert [a.complaint for a in left_out.score(probe)] != [b.complaint for b in kept.score(probe)]

@@ -76,6 +76,9 @@ DEFAULT_OPTIONS = dict(
     prior_suggestion=0.10,  # the SemEval-2019 test stream (datasets README); train has 26%, val 50%
     prior_question=None,  # tweet_acts: 8.6% questions
     stack_sentiment=True,
+    # sentiment groups left out of the sentiment fit the binary heads stack on (see _train); the airline
+    # rows are the complaint head's distant rows too
+    stack_without_groups=("airline",),
     # drop n-grams whose largest |weight| over the six outputs is below these (artefact size)
     prune_uni=0.02,
     prune_bi=0.08,
@@ -363,8 +366,12 @@ def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(
     thresholds = {}
     oof: dict[str, dict] = {}
 
+    # what the binary heads stack on: the sentiment head, or (stack_without_groups) a second sentiment fit
+    # without those groups' rows, set below
+    stack_coef, stack_bias = coef[:, :3], bias[:3]
+
     def head_matrix(h, Xh):
-        return head_features(space, Xh, h, opts, E, coef[:, :3], bias[:3])
+        return head_features(space, Xh, h, opts, E, stack_coef, stack_bias)
 
     def unpack(h, w):
         """w: one weight vector over head_matrix columns -> (model-space coef, stack weights)."""
@@ -397,6 +404,19 @@ def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(
     for j, c in enumerate(classes):
         coef[:, c], _ = unpack("sentiment", Wc[j])
         bias[c] = bc[j]
+    leave_out = set(opts["stack_without_groups"] or ()) & set(sent_groups or ())
+    if leave_out and opts["stack_sentiment"]:
+        # The complaint head's distant rows are airline tweets labelled by their sentiment: stacked on a
+        # sentiment head that trained on those very rows, it would read their labels back in-sample.
+        keep = np.array([g not in leave_out for g in sent_groups])
+        Xk, d = head_matrix("sentiment", X["sentiment"][keep])
+        w_k = group_balanced_weights(y["sentiment"][keep], np.asarray(sent_groups)[keep], opts["sentiment_group_power"])
+        clf_k = fit_lr(Xk, y["sentiment"][keep], opts["C_sentiment"], None, seed, sample_weight=w_k)
+        stack_coef, stack_bias = np.zeros((space.ncol, 3)), np.full(3, -9.0)
+        for j, c in enumerate(int(c) for c in clf_k.classes_):
+            stack_coef[:, c] = unpack("sentiment", clf_k.coef_[j] if len(clf_k.classes_) > 2 else
+                                      (2 * j - 1) * clf_k.coef_[0] / 2)[0]
+            stack_bias[c] = clf_k.intercept_[j] if len(clf_k.classes_) > 2 else (2 * j - 1) * clf_k.intercept_[0] / 2
     untrained = []
     for h, col in BINARY_COLUMNS.items():
         key = f"{h}_threshold"
@@ -424,8 +444,8 @@ def _train(sentiment_rows, complaint_rows, suggestion_rows, complaint_aux_rows=(
             # fold a_neg * (l_neg - mean(l)) + a_pos * (l_pos - mean(l)) into the head
             a = np.array([stack[0], 0.0, stack[1]])
             a_c = a - a.sum() / 3.0
-            coef[:, col] += coef[:, :3] @ a_c
-            bias[col] += bias[:3] @ a_c
+            coef[:, col] += stack_coef @ a_c
+            bias[col] += stack_bias @ a_c
         thresholds[key] = opts.get(key)
         prior = opts[f"prior_{h}"]
         if thresholds[key] is None:
