@@ -148,3 +148,12 @@ def test_complaint_head_benchmark(tmp_path, shared_datasets):
     vectors.write_text("late 1 0 0\ndelayed 0.9 0.1 0\nthanks 0 0 1\nnot-a-word 0 1 0\n", encoding="utf-8")
     helped = run("complaint_head.py", "--rows", "400", "--seeds", "13", "--vectors", str(vectors))
     assert helped["features"] == "recipe + vectors.txt" and 0 < helped["vector_coverage"] < 0.01
+
+
+def test_sentiment_head_benchmark(tmp_path, shared_datasets):
+    figures = run("sentiment_head.py", "--rows", "200", "--cache", str(tmp_path), "--config", "power=0,C=2")
+    assert figures["folds"] == 3 and len(figures["results"]) == 1
+    for result in figures["results"]:
+        groups = result["macro_recall"]
+        assert {"tweeteval", "airline", "xlmt:pt"} <= set(groups)
+        assert all(0 <= v <= 100 for v in groups.values()) and result["xlmt_min"] <= result["xlmt_mean"]

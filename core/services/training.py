@@ -8,13 +8,18 @@ from typing import Any
 from socialcrm.core.engine.evaluation import COMPLAINT_TYPES, SUGGESTION_TYPES
 from socialcrm.core.store import Store
 
+#: The labels a training row may carry, one per text-model head.
+LABEL_FIELDS = ("sentiment", "complaint", "suggestion", "question")
+#: The record type that marks an information-seeking question (the question head's positive class).
+QUESTION_TYPE = "query"
+
 
 class TrainingDataError(ValueError):
     """A labelled file that cannot be trained on; the message names the file and the line."""
 
 
 def read_labelled(path: str | Path) -> list[dict[str, Any]]:
-    """Labelled JSON Lines rows with ``text`` and at least one of sentiment, complaint, suggestion;
+    """Labelled JSON Lines rows with ``text`` and at least one of sentiment, complaint, suggestion, question;
     ``TrainingDataError`` naming the file and line of the first row that is not one."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -30,9 +35,9 @@ def read_labelled(path: str | Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TrainingDataError(f"{path} line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict) or "text" not in row or not ({"sentiment", "complaint", "suggestion"} & set(row)):
-            raise TrainingDataError(f"{path} line {number}: needs a JSON object with text and one of sentiment, "
-                                    "complaint, suggestion")
+        if not isinstance(row, dict) or "text" not in row or not (set(LABEL_FIELDS) & set(row)):
+            raise TrainingDataError(f"{path} line {number}: needs a JSON object with text and one of "
+                                    + ", ".join(LABEL_FIELDS))
         rows.append(row)
     return rows
 
@@ -40,8 +45,8 @@ def read_labelled(path: str | Path) -> list[dict[str, Any]]:
 def feedback_rows(store: Store) -> list[dict[str, Any]]:
     """One training row per corrected record, from its latest corrections.
 
-    A corrected type teaches both binary heads (a case or rant is a complaint, an rfe a suggestion,
-    anything else neither); a corrected sentiment teaches the sentiment head.
+    A corrected type teaches the binary heads (a case or rant is a complaint, an rfe a suggestion, a query
+    a question, anything else none of them); a corrected sentiment teaches the sentiment head.
     """
     rows = []
     for text, fields in store.latest_corrections(("type", "sentiment")):
@@ -51,5 +56,6 @@ def feedback_rows(store: Store) -> list[dict[str, Any]]:
         if "type" in fields:
             row["complaint"] = fields["type"] in COMPLAINT_TYPES
             row["suggestion"] = fields["type"] in SUGGESTION_TYPES
+            row["question"] = fields["type"] == QUESTION_TYPE
         rows.append(row)
     return rows

@@ -223,7 +223,7 @@ def _print_scores(results: list[Scores]) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="Fold this installation's feedback (people's corrections in the store) into its model.")
 @click.option("--data", "data_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="Labelled JSON Lines of your own ({text, sentiment|complaint|suggestion}); repeatable.")
+              help="Labelled JSON Lines of your own ({text, sentiment|complaint|suggestion|question}); repeatable.")
 @click.option("--shared", "shared_dir", type=click.Path(file_okay=False, exists=True),
               help="Retrain the bundled default model from the public datasets folder (shared/datasets).")
 @click.option("--base", default="default", show_default=True,
@@ -261,7 +261,8 @@ def train(ctx, config_path: str | None, data_files: tuple[str, ...], shared_dir:
         raise click.ClickException("nothing to learn from: give --data FILE, or --config with feedback in its store")
     if base == "none":
         by_task = {task: [r for r in rows if task in r] for task in TASKS}
-        model = textmodel.train(by_task["sentiment"], by_task["complaint"], by_task["suggestion"])
+        model = textmodel.train(by_task["sentiment"], by_task["complaint"], by_task["suggestion"],
+                                question_rows=[r for r in rows if "question" in r])
         how = "trained on your data only"
     else:
         from socialcrm.core.engine.learn import load_model

@@ -1,4 +1,4 @@
-"""A small, fast linear text model for social-media mentions: sentiment, complaint and suggestion heads.
+"""A small, fast linear text model for social-media mentions: sentiment, complaint, suggestion and question heads.
 
 One module per job:
 
@@ -19,9 +19,12 @@ from socialcrm.core.engine.learning.textmodel.inference import TextModel, TextSc
 from socialcrm.core.engine.learning.textmodel.modelfile import DEFAULT_MODEL_DIR, MODEL_FILE
 from socialcrm.core.engine.learning.textmodel.recipe import (
     DATASET_FOLDERS,
+    XLMT_LANGUAGES,
     airline_complaint_rows,
     holdout_fold,
     load_datasets,
+    question_rows,
+    sentiment_groups,
     train_default,
 )
 from socialcrm.core.engine.learning.textmodel.threads import one_blas_thread
@@ -37,6 +40,7 @@ __all__ = [
     "SENTIMENT_LABELS",
     "TextModel",
     "TextScores",
+    "XLMT_LANGUAGES",
     "airline_complaint_rows",
     "f1_binary",
     "fine_tune",
@@ -44,6 +48,8 @@ __all__ = [
     "load_datasets",
     "macro_recall",
     "one_blas_thread",
+    "question_rows",
+    "sentiment_groups",
     "train",
     "train_default",
 ]

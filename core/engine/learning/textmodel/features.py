@@ -24,9 +24,12 @@ import numpy as np
 from socialcrm.core.engine.learning.sentiment import analyzer
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
-N_OUT = 5  # output columns: negative, neutral, positive, complaint, suggestion
+N_OUT = 6  # output columns: negative, neutral, positive, complaint, suggestion, question
 COL_COMPLAINT = 3
 COL_SUGGESTION = 4
+COL_QUESTION = 5
+#: The output columns of the binary heads, by head name (each has its own threshold).
+BINARY_COLUMNS = {"complaint": COL_COMPLAINT, "suggestion": COL_SUGGESTION, "question": COL_QUESTION}
 
 _ESCAPED_U = re.compile(r"\\u([0-9a-fA-F]{4})")
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -61,6 +64,13 @@ _SUGGEST_CUES = re.compile(
     r"(?:add|provide|include|implement|introduce|enable) (?:a|an|the|support|option|ability))\b"
 )
 _MODAL = re.compile(r"\b(?:should|could|would|must|might|need|needs|shall)\b")
+#: Words that open an English question (wh-words, auxiliaries and "anyone"), for the question head.
+_QUESTION_OPENERS = frozenset(
+    "what whats what's how hows how's why when where who whos who's whom whose which is isnt are arent am was "
+    "were do dont does doesnt did didnt can cant could will wont would should shall may might have has any "
+    "anyone anybody someone".split()
+)
+_NOT_CONTENT = frozenset(("@", "http", "rt"))  # and the "user" after "@" (a mention's two tokens)
 
 DENSE_NAMES = (
     "VADER negative",
@@ -79,6 +89,9 @@ DENSE_NAMES = (
     "link",
     "mentions",
     "length",
+    # appended later: a model file with the first 16 only gets zero weights for these (modelfile.read_model)
+    "ends with '?'",
+    "opens with a question word",
 )
 N_DENSE = len(DENSE_NAMES)
 
@@ -136,6 +149,21 @@ def tokenise(text: str) -> tuple[list[str], list[float]]:
     n_sugg = len(_SUGGEST_CUES.findall(low))
     n_modal = len(_MODAL.findall(low))
     n = max(len(out), 1)
+    # the sentence's shape, not its words: where the '?' is, and what opens it (mentions, links, hashtags
+    # and "RT" aside)
+    ends_q = opens_q = 0.0
+    if n_quest:  # scanned from the end, stopping at the first content token
+        for i in range(len(out) - 1, -1, -1):
+            t = out[i]
+            if t in _NOT_CONTENT or t[0] == "#" or (t == "user" and i and out[i - 1] == "@"):
+                continue
+            ends_q = 1.0 if "?" in t else 0.0
+            break
+    for i, t in enumerate(out):  # the first word, mentions, links, hashtags and "RT" aside
+        if t in _NOT_CONTENT or t[0] == "#" or (t == "user" and i and out[i - 1] == "@") or not t[0].isalnum():
+            continue
+        opens_q = 1.0 if t in _QUESTION_OPENERS else 0.0
+        break
     cues = [
         min(n_excl, 3) / 3.0,
         min(n_quest, 3) / 3.0,
@@ -148,6 +176,8 @@ def tokenise(text: str) -> tuple[list[str], list[float]]:
         1.0 if n_urls else 0.0,
         min(n_users, 3) / 3.0,
         min(math.log1p(n) / 4.0, 1.5),
+        ends_q,
+        opens_q,
     ]
     return out, cues
 

@@ -5,7 +5,15 @@ from collections import Counter
 
 import numpy as np
 
-from socialcrm.core.engine.learning.textmodel.features import N_OUT, SENTIMENT_LABELS, Analysed, FeatureSpace, bigrams
+from socialcrm.core.engine.learning.textmodel.features import (
+    BINARY_COLUMNS,
+    COL_QUESTION,
+    N_OUT,
+    SENTIMENT_LABELS,
+    Analysed,
+    FeatureSpace,
+    bigrams,
+)
 from socialcrm.core.engine.learning.textmodel.inference import TextModel
 from socialcrm.core.engine.learning.textmodel.threads import one_blas_thread
 from socialcrm.core.engine.learning.textmodel.training import class_weights
@@ -25,7 +33,7 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
     """Fold people's corrections into a customer's model.
 
     rows: dicts with "text" and any of "sentiment" (label), "complaint" (bool),
-    "suggestion" (bool).  The base model is left unchanged; the result is a new model whose
+    "suggestion" (bool), "question" (bool; learnt only by a base that has a question head).  The base model is left unchanged; the result is a new model whose
     weights are base + delta, where delta minimises the (class-balanced) log-loss of the
     corrections with the base model's logits as offset plus an L2 penalty that pulls delta
     towards zero, i.e. towards the base weights (stronger where the base data relied on a weight).
@@ -79,9 +87,12 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
         if lab in SENTIMENT_LABELS:
             Y[i, SENTIMENT_LABELS.index(lab)] = 1.0
             ws[i] = 1.0
-    yb = np.zeros((n, 2))
-    wb = np.zeros((n, 2))
-    for j, key in enumerate(("complaint", "suggestion")):
+    binary = list(BINARY_COLUMNS)  # complaint, suggestion, question: output columns 3, 4, 5
+    yb = np.zeros((n, len(binary)))
+    wb = np.zeros((n, len(binary)))
+    for j, key in enumerate(binary):
+        if key == "question" and not base.question_head:
+            continue  # a base without the head has no question column to correct
         for i, r in enumerate(rows):
             if r.get(key) is not None:
                 yb[i, j] = 1.0 if r[key] else 0.0
@@ -92,12 +103,12 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
             present = cnt > 0
             cw = np.where(present, ws.sum() / (present.sum() * np.maximum(cnt, 1)), 0.0)
             ws = ws * (Y @ cw)
-        for j in range(2):
+        for j in range(len(binary)):
             m = wb[:, j] > 0
             y = yb[m, j].astype(int)
             if 0 < y.sum() < len(y):  # both classes present: weigh them as training does
                 wb[m, j] = class_weights(y, "balanced")[y]
-    active = [ws.sum() > 0, wb[:, 0].sum() > 0, wb[:, 1].sum() > 0]
+    active = [ws.sum() > 0] + [wb[:, j].sum() > 0 for j in range(len(binary))]
 
     # penalty per parameter row: l2 + stiffness * Fisher(base data); dense rows held tight
     stiff = None  # the base's stiffness with rows of zeros for the new unigrams and bigrams
@@ -110,7 +121,7 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
         pen[:, 0] += float(opts["stiffness"]) * stiff.astype(np.float64)
     pen[space.do :] += float(opts["l2_dense"])
     pen_b = float(opts["l2_bias"])
-    heads = np.flatnonzero([active[0]] * 3 + [active[1], active[2]])  # output columns with labels to learn
+    heads = np.flatnonzero([active[0]] * 3 + active[1:])  # output columns with labels to learn
     # only the feature rows present in the corrections, and the output columns of labelled heads, can move
     cols = np.unique(X.indices)
     Xa = X[:, cols]
@@ -149,10 +160,12 @@ def fine_tune(base: TextModel, rows, **options) -> TextModel:
     meta["fine_tuned"] = list(base.meta.get("fine_tuned", [])) + [
         {"rows": n, "new_unigrams": len(new_u), "new_bigrams": len(new_b), "options": opts}
     ]
+    bias = base.bias + dbias
     return TextModel(
-        uni, W_uni, bi, W_bi, base.chars, W_char, W_dense, base.bias + dbias,
+        uni, W_uni, bi, W_bi, base.chars, W_char, W_dense, bias if base.question_head else bias[:COL_QUESTION],
         complaint_threshold=base.complaint_threshold,
         suggestion_threshold=base.suggestion_threshold,
+        question_threshold=base.question_threshold,
         char_range=base.char_range,
         meta=meta,
         stiffness=stiff,

@@ -1,10 +1,11 @@
-"""Inference: :class:`TextModel` scores texts with its three heads, through a cache of token rows.
+"""Inference: :class:`TextModel` scores texts with its four heads, through a cache of token rows.
 
-Three heads share one feature extractor (:mod:`.features`):
+Four heads share one feature extractor (:mod:`.features`):
 
 * ``sentiment``  -- multinomial logistic regression over negative / neutral / positive,
 * ``complaint``  -- binary logistic regression (P(complaint)),
-* ``suggestion`` -- binary logistic regression (P(suggestion)).
+* ``suggestion`` -- binary logistic regression (P(suggestion)),
+* ``question``   -- binary logistic regression (P(information-seeking question)).
 
 Each word's unigram weight and the weights of its character n-grams are folded, lazily, into a
 single "token row", so scoring a text is one dictionary lookup per token and per bigram followed by a
@@ -22,6 +23,7 @@ import numpy as np
 
 from socialcrm.core.engine.learning.textmodel.features import (
     COL_COMPLAINT,
+    COL_QUESTION,
     COL_SUGGESTION,
     DENSE_NAMES,
     N_DENSE,
@@ -53,13 +55,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class TextModel:
-    """A trained linear text model: sentiment, complaint and suggestion heads.
+    """A trained linear text model: sentiment, complaint, suggestion and question heads.
 
     Canonical parameters (what is saved): vocabularies of word unigrams, word bigrams and
-    character n-grams, each with a weight matrix of shape (n, 5) (columns: negative,
-    neutral, positive, complaint, suggestion), dense weights (len(DENSE_NAMES), 5) and a
-    bias (5,).  Everything is float32 holding float16-representable values so that
-    save/load reproduces scores exactly.
+    character n-grams, each with a weight matrix of shape (n, 6) (columns: negative,
+    neutral, positive, complaint, suggestion, question), dense weights (len(DENSE_NAMES), 6) and a
+    bias (6,).  Everything is float32 holding float16-representable values so that
+    save/load reproduces scores exactly.  Weights with 5 columns (an artefact from before the
+    question head) are taken with a zero question column, and such a model scores every text's
+    question as 0.0 (``question_head`` False).
     """
 
     complaint_threshold: float
@@ -84,6 +88,7 @@ class TextModel:
         *,
         complaint_threshold: float = 0.5,
         suggestion_threshold: float = 0.5,
+        question_threshold: float | None = None,
         char_range: tuple[int, int] = (2, 5),
         meta: dict | None = None,
         stiffness: np.ndarray | None = None,
@@ -91,13 +96,20 @@ class TextModel:
         self.uni = list(uni)
         self.bi = list(bi)
         self.chars = list(chars)
-        self.W_uni = quantise(W_uni).reshape(len(self.uni), N_OUT)
-        self.W_bi = quantise(W_bi).reshape(len(self.bi), N_OUT)
-        self.W_char = quantise(W_char).reshape(len(self.chars), N_OUT)
-        self.W_dense = quantise(W_dense).reshape(N_DENSE, N_OUT)
-        self.bias = quantise(bias).reshape(N_OUT)
+        self.bias = np.asarray(bias, dtype=np.float32).ravel()
+        #: False for weights without a question column (an artefact from before the question head).
+        self.question_head = self.bias.shape[0] == N_OUT
+        self.W_uni = _columns(W_uni, len(self.uni))
+        self.W_bi = _columns(W_bi, len(self.bi))
+        self.W_char = _columns(W_char, len(self.chars))
+        self.W_dense = _columns(W_dense, N_DENSE)
+        self.bias = _columns(self.bias, 1).reshape(N_OUT)
         self.complaint_threshold = float(complaint_threshold)
         self.suggestion_threshold = float(suggestion_threshold)
+        if question_threshold is not None:
+            self.question_threshold = float(question_threshold)
+        if not self.question_head:
+            self.question_threshold = TextModel.question_threshold
         self.char_range = (int(char_range[0]), int(char_range[1]))
         self.meta = dict(meta or {})
         # Per-feature stiffness for fine-tuning (rows: uni, then bi, then char, then dense):
@@ -144,8 +156,9 @@ class TextModel:
         """An independent model with the same weights (its own inference cache)."""
         return TextModel(
             self.uni, self.W_uni.copy(), self.bi, self.W_bi.copy(), self.chars, self.W_char.copy(),
-            self.W_dense.copy(), self.bias.copy(), complaint_threshold=self.complaint_threshold,
-            suggestion_threshold=self.suggestion_threshold, char_range=self.char_range, meta=self.meta,
+            self.W_dense.copy(), self.bias.copy() if self.question_head else self.bias[:COL_QUESTION].copy(),
+            complaint_threshold=self.complaint_threshold, suggestion_threshold=self.suggestion_threshold,
+            question_threshold=self.question_threshold, char_range=self.char_range, meta=self.meta,
             stiffness=None if self.stiffness is None else self.stiffness.copy(),
         )
 
@@ -250,6 +263,10 @@ class TextModel:
         p = e / e.sum(axis=1, keepdims=True)
         pc = sigmoid(logits[:, COL_COMPLAINT].astype(np.float64))
         ps = sigmoid(logits[:, COL_SUGGESTION].astype(np.float64))
+        if self.question_head:
+            PQ = sigmoid(logits[:, COL_QUESTION].astype(np.float64)).tolist()
+        else:
+            PQ = [0.0] * len(texts)
         if ev_lists is None:
             ev_lists = [[] for _ in texts]
         P = p.tolist()
@@ -264,6 +281,7 @@ class TextModel:
                     PC[k],
                     PS[k],
                     ev_lists[k],
+                    PQ[k],
                 )
             )
         return out
@@ -301,6 +319,18 @@ class TextModel:
         with self._lock:
             logits = self._logits(list(texts), lexicon)
         return [SENTIMENT_LABELS[i] for i in logits[:, :3].argmax(axis=1).tolist()]
+
+
+def _columns(W, n_rows: int) -> np.ndarray:
+    """W as an (n_rows, N_OUT) float16-exact matrix; weights with one column fewer (no question head) get
+    a zero question column."""
+    W = quantise(W)
+    W = W.reshape(n_rows, W.size // n_rows if n_rows else N_OUT)
+    if W.shape[1] == N_OUT - 1:
+        W = np.hstack([W, np.zeros((n_rows, 1), dtype=np.float32)])
+    if W.shape[1] != N_OUT:
+        raise ValueError(f"text model weights need {N_OUT} (or {N_OUT - 1}) columns, not {W.shape[1]}")
+    return W
 
 
 def display(name: str) -> str:

@@ -2,9 +2,12 @@
 
 Entries: ``meta`` (UTF-8 JSON: format version, labels, columns, dense feature names, thresholds,
 character n-gram range, ``info``), ``uni`` / ``bi`` / ``chars`` (newline-joined UTF-8 vocabularies),
-``W_uni`` / ``W_bi`` / ``W_char`` (n, 5), ``W_dense`` (16, 5), ``bias`` (5,) and optionally
-``stiffness`` (one value per feature row), all float16.  Weights are held as float16-representable
-float32 values in memory (:func:`quantise`), so save/load reproduces scores exactly.
+``W_uni`` / ``W_bi`` / ``W_char`` (n, 6), ``W_dense`` (18, 6), ``bias`` (6,) and optionally
+``stiffness`` (one value per feature row), all float16.  The columns are negative, neutral, positive,
+complaint, suggestion, question; files from before the question head have the first five only (and no
+``question_threshold``) and the first 16 dense features only, and still load: their question is always 0
+and the missing dense features weigh 0.  Weights are held as
+float16-representable float32 values in memory (:func:`quantise`), so save/load reproduces scores exactly.
 """
 from __future__ import annotations
 
@@ -48,6 +51,15 @@ def read_model(path) -> dict[str, Any]:
             raw = bytes(z[key]).decode("utf-8")
             return raw.split("\n") if raw else []
 
+        W_dense = z["W_dense"].astype(np.float32)
+        stiffness = z["stiffness"].astype(np.float32) if "stiffness" in z.files else None
+        missing = len(DENSE_NAMES) - W_dense.shape[0]
+        if missing > 0:  # a file from before the last dense features: they get zero weight (and stiffness)
+            if list(meta.get("dense", [])) != list(DENSE_NAMES[: W_dense.shape[0]]):
+                raise ValueError(f"{path}: its dense features {meta.get('dense')} are not a prefix of {list(DENSE_NAMES)}")
+            W_dense = np.vstack([W_dense, np.zeros((missing, W_dense.shape[1]), np.float32)])
+            if stiffness is not None:
+                stiffness = np.concatenate([stiffness, np.zeros(missing, np.float32)])
         return dict(
             uni=strings("uni"),
             W_uni=z["W_uni"].astype(np.float32),
@@ -55,13 +67,14 @@ def read_model(path) -> dict[str, Any]:
             W_bi=z["W_bi"].astype(np.float32),
             chars=strings("chars"),
             W_char=z["W_char"].astype(np.float32),
-            W_dense=z["W_dense"].astype(np.float32),
+            W_dense=W_dense,
             bias=z["bias"].astype(np.float32),
             complaint_threshold=meta["complaint_threshold"],
             suggestion_threshold=meta["suggestion_threshold"],
+            question_threshold=meta.get("question_threshold"),
             char_range=tuple(meta["char_range"]),
             meta=meta.get("info", {}),
-            stiffness=z["stiffness"].astype(np.float32) if "stiffness" in z.files else None,
+            stiffness=stiffness,
         )
 
 
@@ -69,16 +82,21 @@ def write_model(model, path) -> None:
     """Save a :class:`TextModel` to ``path`` (a ``.npz``, or a folder to hold ``textmodel.npz``), atomically."""
     path = model_path(path, creating=True)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(SENTIMENT_LABELS) + ["complaint", "suggestion"]
     meta = {
         "format_version": FORMAT_VERSION,
         "labels": list(SENTIMENT_LABELS),
-        "columns": list(SENTIMENT_LABELS) + ["complaint", "suggestion"],
+        "columns": columns,
         "dense": list(DENSE_NAMES),
         "complaint_threshold": model.complaint_threshold,
         "suggestion_threshold": model.suggestion_threshold,
         "char_range": list(model.char_range),
         "info": model.meta,
     }
+    if model.question_head:
+        columns.append("question")
+        meta["question_threshold"] = model.question_threshold
+    n = len(columns)  # a model without a question head is saved as it was loaded: five columns
 
     def enc(s: str) -> np.ndarray:
         return np.frombuffer(s.encode("utf-8"), dtype=np.uint8)
@@ -88,14 +106,14 @@ def write_model(model, path) -> None:
         buf,
         meta=enc(json.dumps(meta, sort_keys=True)),
         uni=enc("\n".join(model.uni)),
-        W_uni=model.W_uni.astype(np.float16),
+        W_uni=model.W_uni[:, :n].astype(np.float16),
         bi=enc("\n".join(model.bi)),
-        W_bi=model.W_bi.astype(np.float16),
+        W_bi=model.W_bi[:, :n].astype(np.float16),
         chars=enc("\n".join(model.chars)),
-        W_char=model.W_char.astype(np.float16),
-        W_dense=model.W_dense.astype(np.float16),
+        W_char=model.W_char[:, :n].astype(np.float16),
+        W_dense=model.W_dense[:, :n].astype(np.float16),
         **({} if model.stiffness is None else {"stiffness": model.stiffness.astype(np.float16)}),
-        bias=model.bias.astype(np.float16),
+        bias=model.bias[:n].astype(np.float16),
     )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buf.getvalue())
