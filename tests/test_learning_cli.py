@@ -128,13 +128,17 @@ def test_feedback_is_stored_and_train_folds_it_into_a_customer_model(tmp_path, w
                                                  mention_json("2", "love the new app")])
     runner = CliRunner()
     assert runner.invoke(main, ["run", "--once", "--config", str(config)]).exit_code == 0
-    result = runner.invoke(main, ["feedback", "x:1", "--type", "case", "--sentiment", "negative", "--who", "ana",
+    store = Store(f"sqlite:///{tmp_path / 'socialcrm.db'}")
+    learned = store.get_record("x:1").sentiment.label
+    store.close()
+    corrected = "neutral" if learned != "neutral" else "negative"  # a correction that changes the sentiment
+    result = runner.invoke(main, ["feedback", "x:1", "--type", "case", "--sentiment", corrected, "--who", "ana",
                                   "--reroute", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "type" in result.output and "sentiment" in result.output
     store = Store(f"sqlite:///{tmp_path / 'socialcrm.db'}")
     record = store.get_record("x:1")
-    assert record.type == "case" and record.route == ["desk"]
+    assert record.type == "case" and record.route == ["desk"] and record.sentiment.label == corrected
     assert any(r.startswith("corrected by ana") for r in record.reasons)
     store.close()
     trained = runner.invoke(main, ["train", "--config", str(config), "--output", str(tmp_path / "model")])

@@ -47,6 +47,12 @@ PRAISE_STORY = 0.15
 #: head hears a complaint in it ("Thousands of homes without broadband after ..."): a term and a
 #: headline shape, or two terms and the third person.
 REPORTED_AT = 2.0
+#: The languages the question head was trained in (tweet_acts is English) when the artefact does not say;
+#: elsewhere the '?' and the content library decide whether a post is a query.
+QUESTION_HEAD_LANGUAGES = ("en",)
+#: A problem told as solved, and what says it is not solved after all ("fixed... and down again").
+RESOLVED = re.compile(r"\b(fixed|sorted|resolved|solved|working again|back (?:up|online)|up and running)\b", re.I)
+UNRESOLVED = re.compile(r"\b(still|again|yet|not (?:fixed|sorted|resolved))\b", re.I)
 #: Posts shorter than this (in words) give the model too little to read: there the terms decide.
 SHORT_POST_WORDS = 8
 
@@ -201,8 +207,9 @@ class Classifier:
         fraud_terms = terms.get("fraud", [])
         asked = False  # the question head read an information-seeking question
         if model is not None and mention.network != "rss":
-            self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()))
-            asked = self._weigh_question(model, question, terms, scores, notes, add, covered)
+            resolved = bool(RESOLVED.search(text)) and not UNRESOLVED.search(text)
+            self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()), resolved)
+            asked = self._weigh_question(model, question, terms, scores, notes, add, covered, lang, mode)
         else:
             if question.sincere and not scores.get("case") and not scores.get("lead"):
                 add("query", 0.5, "asks a question")
@@ -247,8 +254,10 @@ class Classifier:
         return Decision(kind, fraud, scores, terms, reason, round(confidence, 2))
 
     def _weigh_model(self, model: "TextScores", scores: dict[str, float], notes: list[str], add, covered: bool,
-                     mode: str, fraud: bool, words: int) -> None:
-        """Fold the model's complaint, suggestion and sentiment heads into the type scores."""
+                     mode: str, fraud: bool, words: int, resolved: bool = False) -> None:
+        """Fold the model's complaint, suggestion and sentiment heads into the type scores.
+
+        ``resolved``: the post says a problem was solved ("fixed", "sorted") and nothing says it is not."""
         weight = 1.0 if covered else 0.5
         c_threshold = self.model.complaint_threshold
         s_threshold = self.model.suggestion_threshold
@@ -256,8 +265,11 @@ class Classifier:
         p_positive, p_negative = model.sentiment["positive"], model.sentiment["negative"]
         # "Engineer came out same day, legends": a problem told as praise reads like a complaint to the
         # complaint head, but the sentiment head hears the praise. Such a post is a rave to engage.
-        praise_story = (p_complaint >= c_threshold and p_positive - p_negative >= PRAISE_STORY
-                        and bool(scores.get("rave")))
+        # A post that says the problem was solved needs only not to lean clearly negative: the problem's own
+        # words ("broken line") pull the sentiment head down even as the post thanks.
+        lean = p_positive - p_negative
+        praise_story = (p_complaint >= c_threshold and bool(scores.get("rave"))
+                        and (lean >= PRAISE_STORY or (resolved and lean > -PRAISE_STORY)))
         if p_complaint >= c_threshold and not praise_story:
             strength = weight * (1.0 + 2.0 * (p_complaint - c_threshold) / max(1e-6, 1 - c_threshold))
             # A complaint that names a concrete problem, or is said to the brand, is a case to work;
@@ -300,7 +312,8 @@ class Classifier:
             notes.append("praise words in a complaint (sarcasm?) count less")
 
     def _weigh_question(self, model: "TextScores", question: "QuestionCue", terms: dict[str, list[str]],
-                        scores: dict[str, float], notes: list[str], add, covered: bool) -> bool:
+                        scores: dict[str, float], notes: list[str], add, covered: bool, lang: str,
+                        mode: str) -> bool:
         """Fold the model's question head, the '?' cue and the query terms into the query score.
 
         A query is what the question head, the query terms and the '?' say together, unless the
@@ -310,8 +323,11 @@ class Classifier:
         True when the head read an information-seeking question that nothing else claims."""
         threshold = self.model.question_threshold
         complaint = model.complaint >= self.model.complaint_threshold
-        if threshold > 1.0:
-            if question.sincere and not scores.get("case") and not scores.get("lead") and not complaint:
+        plain_question = question.sincere and not scores.get("case") and not scores.get("lead") and not complaint
+        head_languages = (getattr(self.model, "meta", None) or {}).get("question_languages") or QUESTION_HEAD_LANGUAGES
+        if threshold > 1.0 or lang not in head_languages:
+            # no question head, or one that never read this language: the '?' and the terms decide
+            if plain_question:
                 add("query", 0.5, "asks a question")
             return False
         p_question = model.question
@@ -319,6 +335,10 @@ class Classifier:
             if scores.get("query"):
                 scores["query"] *= DAMPING
             notes.append(f"model: not a question (p={p_question:.2f} < {threshold:.2f})")
+            if plain_question and mode == "reactive":
+                # the head's threshold assumes general traffic, where few posts are questions; a question
+                # asked of the brand itself is the query the care team is there to answer
+                add("query", 0.5, "asks the brand a question")
             return False
         said = f"model: question p={p_question:.2f} (>= {threshold:.2f})"
         case_terms, lead_terms = len(terms.get("case", ())), len(terms.get("lead", ()))
