@@ -266,8 +266,8 @@ def in_sample(model, dataset: str) -> str:
 
 
 def run(datasets_dir: Path, folds: int, quick: bool, cache_dir: Path, samples: Path = SAMPLES,
-        trainer=None) -> dict:
-    """The whole benchmark; the report as JSON-ready data."""
+        trainer=None, embeddings: bool = True) -> dict:
+    """The whole benchmark; the report as JSON-ready data (``embeddings=False`` leaves the extra's column out)."""
     from socialcrm.core.engine.learning.textmodel import TextModel
     data = load(datasets_dir, folds, quick)
     systems = Systems(data)
@@ -275,7 +275,7 @@ def run(datasets_dir: Path, folds: int, quick: bool, cache_dir: Path, samples: P
     systems.run_whole("lexicon", learner_for(None))
     systems.run_whole("model", learner_for(committed))
     fold_models = FoldModels(datasets_dir, folds, quick, cache_dir, trainer)
-    with_embeddings, embeddings_note = embeddings_extra()
+    with_embeddings, embeddings_note = embeddings_extra() if embeddings else (None, "left out (--without-embeddings)")
     cross_validate(systems, fold_models, with_embeddings)
     scores = {system: systems.scores(system) for system in ("lexicon", "model", "cv", "embeddings")}
     table = []
@@ -327,6 +327,8 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=SAMPLES, help="labelled mentions with label.type")
     parser.add_argument("--from", dest="saved", type=Path, help="render a saved report (its last line) instead")
     parser.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md tables before the JSON")
+    parser.add_argument("--without-embeddings", action="store_true",
+                        help="leave the embeddings extra's column out even where the extra is installed")
     parser.add_argument("--json", action="store_true", help="end with one JSON object (always printed last)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -337,7 +339,8 @@ def main() -> None:
             parser.error("--folds must be at least 2")
         if not args.datasets.is_dir():
             sys.exit(f"the shared datasets are not at {args.datasets} (give --datasets or set SOCIALCRM_SHARED)")
-        report = run(args.datasets, args.folds, args.quick, args.cache or default_cache_dir(), args.samples)
+        report = run(args.datasets, args.folds, args.quick, args.cache or default_cache_dir(), args.samples,
+                     embeddings=not args.without_embeddings)
     if args.markdown:
         print(markdown(report))
     print(json.dumps(report))
