@@ -323,6 +323,7 @@ class Classifier:
         True when the head read an information-seeking question that nothing else claims."""
         threshold = self.model.question_threshold
         complaint = model.complaint >= self.model.complaint_threshold
+        sure_complaint = model.complaint >= (1.0 + self.model.complaint_threshold) / 2
         plain_question = question.sincere and not scores.get("case") and not scores.get("lead") and not complaint
         head_languages = (getattr(self.model, "meta", None) or {}).get("question_languages") or QUESTION_HEAD_LANGUAGES
         if threshold > 1.0 or lang not in head_languages:
@@ -346,10 +347,11 @@ class Classifier:
             notes.append(f"{said}, but a rhetorical one")
         elif lead_terms:
             notes.append(f"{said}, a prospect's question")
-        elif case_terms >= 2 or (case_terms and complaint):
-            notes.append(f"{said}, a help request")
-        elif complaint and terms.get("rant") and not terms.get("query"):
-            notes.append(f"{said}, in a rant")
+        elif sure_complaint or case_terms >= 2 or (case_terms and complaint):
+            # a real-time help request or a clear complaint phrased as a question ("why is my parcel late
+            # again?") is a case or a rant to work, not a query: the complaint head and the terms decide which.
+            # Where the complaint head only leans (below halfway from its threshold to 1), the question wins.
+            notes.append(f"{said}, a help request" if case_terms else f"{said}, a complaint asked as a question")
         else:
             weight = 1.0 if covered else 0.5
             add("query", weight * (1.0 + 2.0 * (p_question - threshold) / max(1e-6, 1 - threshold)), said)
