@@ -53,6 +53,13 @@ QUESTION_HEAD_LANGUAGES = ("en",)
 #: A problem told as solved, and what says it is not solved after all ("fixed... and down again").
 RESOLVED = re.compile(r"\b(fixed|sorted|resolved|solved|working again|back (?:up|online)|up and running)\b", re.I)
 UNRESOLVED = re.compile(r"\b(still|again|yet|not (?:fixed|sorted|resolved))\b", re.I)
+
+
+def told_as_solved(text: str) -> bool:
+    """The post says a problem was solved ("fixed", "sorted") and nothing says it is not ("still", "again")."""
+    return bool(RESOLVED.search(text)) and not UNRESOLVED.search(text)
+
+
 #: Posts shorter than this (in words) give the model too little to read: there the terms decide.
 SHORT_POST_WORDS = 8
 
@@ -207,8 +214,7 @@ class Classifier:
         fraud_terms = terms.get("fraud", [])
         asked = False  # the question head read an information-seeking question
         if model is not None and mention.network != "rss":
-            resolved = bool(RESOLVED.search(text)) and not UNRESOLVED.search(text)
-            self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), len(text.split()), resolved)
+            self._weigh_model(model, scores, notes, add, covered, mode, bool(fraud_terms), text)
             asked = self._weigh_question(model, question, terms, scores, notes, add, covered, lang, mode)
         else:
             if question.sincere and not scores.get("case") and not scores.get("lead"):
@@ -254,10 +260,8 @@ class Classifier:
         return Decision(kind, fraud, scores, terms, reason, round(confidence, 2))
 
     def _weigh_model(self, model: "TextScores", scores: dict[str, float], notes: list[str], add, covered: bool,
-                     mode: str, fraud: bool, words: int, resolved: bool = False) -> None:
-        """Fold the model's complaint, suggestion and sentiment heads into the type scores.
-
-        ``resolved``: the post says a problem was solved ("fixed", "sorted") and nothing says it is not."""
+                     mode: str, fraud: bool, text: str) -> None:
+        """Fold the model's complaint, suggestion and sentiment heads into the type scores."""
         weight = 1.0 if covered else 0.5
         c_threshold = self.model.complaint_threshold
         s_threshold = self.model.suggestion_threshold
@@ -269,7 +273,7 @@ class Classifier:
         # words ("broken line") pull the sentiment head down even as the post thanks.
         lean = p_positive - p_negative
         praise_story = (p_complaint >= c_threshold and bool(scores.get("rave"))
-                        and (lean >= PRAISE_STORY or (resolved and lean > -PRAISE_STORY)))
+                        and (lean >= PRAISE_STORY or (lean > -PRAISE_STORY and told_as_solved(text))))
         if p_complaint >= c_threshold and not praise_story:
             strength = weight * (1.0 + 2.0 * (p_complaint - c_threshold) / max(1e-6, 1 - c_threshold))
             # A complaint that names a concrete problem, or is said to the brand, is a case to work;
@@ -286,7 +290,7 @@ class Classifier:
             # Terms still count when the model is unsure (two of them make the type), far less when it is
             # sure it is no complaint. In very short posts ("WaveBox doesn't work") the model has too
             # little to read, so there the terms decide alone.
-            if words < SHORT_POST_WORDS:
+            if len(text.split()) < SHORT_POST_WORDS:
                 damping = 1.0
             else:
                 damping = DAMPING / 2 if p_complaint < c_threshold / 3 else DAMPING
